@@ -253,6 +253,19 @@ class Reader {
   virtual bool ListInvitationsOfOrg(std::string_view org, std::vector<InvitationView>* out) = 0;
   // Change records with rev > since, oldest first, at most limit.
   virtual bool ReadChanges(uint64_t since, size_t limit, std::vector<ChangeView>* out) = 0;
+  // Every user / every org, in id order, paged like ListOrgMembers (cursor "" = from the start;
+  // *next "" = no more). For export and operator tools, not the check path. Readers that cannot
+  // enumerate return false (the default).
+  virtual bool ListUsers(std::string_view cursor, size_t limit, std::vector<UserView>* out,
+                         std::string* next) {
+    (void)cursor, (void)limit, out->clear(), next->clear();
+    return false;
+  }
+  virtual bool ListOrgs(std::string_view cursor, size_t limit, std::vector<OrgView>* out,
+                        std::string* next) {
+    (void)cursor, (void)limit, out->clear(), next->clear();
+    return false;
+  }
 
  protected:
   Reader() = default;
@@ -355,6 +368,10 @@ struct Options {
   std::vector<std::string> extra_org_roles;  // accepted in addition to the four built-ins
   std::vector<std::string> extra_workspace_roles;
   std::function<int64_t()> clock;            // unix seconds; default: system clock
+  // Subscription of a new org (org.create may override plan/seats/workspace_limit).
+  std::string default_plan = "trial";
+  uint32_t default_seats = 10;
+  uint32_t default_workspace_limit = 5;
 };
 
 class Store {
@@ -394,6 +411,64 @@ class Store {
  protected:
   Store() = default;
 };
+
+// ---------------------------------------------------------------------------------------------
+// Inline view decoding (packed encodings of docs/storage.md). Malformed input ends iteration.
+// ---------------------------------------------------------------------------------------------
+namespace view_detail {
+inline bool Varint(std::string_view* in, uint32_t* v) noexcept {
+  uint32_t r = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const uint8_t b = static_cast<uint8_t>((*in)[0]);
+    in->remove_prefix(1);
+    r |= static_cast<uint32_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *v = r;
+      return true;
+    }
+  }
+  return false;
+}
+inline bool Prefixed(std::string_view* in, std::string_view* out) noexcept {
+  uint32_t n = 0;
+  if (!Varint(in, &n) || n > in->size()) return false;
+  *out = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+inline bool Fixed64(std::string_view* in, uint64_t* v) noexcept {
+  if (in->size() < 8) return false;
+  uint64_t r = 0;
+  for (int i = 0; i < 8; ++i) r |= static_cast<uint64_t>(static_cast<uint8_t>((*in)[i])) << (8 * i);
+  in->remove_prefix(8);
+  *v = r;
+  return true;
+}
+// One attrs entry: [len-prefixed key][kind byte][payload]; payload: kBool 1 byte, kInt/kDouble
+// fixed64, kString len-prefixed, kNull nothing.
+bool NextAttr(std::string_view* in, std::string_view* key, AttrValue* v) noexcept;
+}  // namespace view_detail
+
+template <typename Fn>
+void StringListView::ForEach(Fn&& fn) const noexcept {
+  std::string_view in = encoded_, s;
+  while (!in.empty() && view_detail::Prefixed(&in, &s)) fn(s);
+}
+
+template <typename Fn>
+void AttrsView::ForEach(Fn&& fn) const noexcept {
+  std::string_view in = encoded_, key;
+  AttrValue v;
+  while (!in.empty() && view_detail::NextAttr(&in, &key, &v)) fn(key, static_cast<const AttrValue&>(v));
+}
+
+template <typename Fn>
+void InvitationView::ForEachGrant(Fn&& fn) const noexcept {
+  std::string_view in = grants_encoded, ws, role;
+  while (!in.empty() && view_detail::Prefixed(&in, &ws) && view_detail::Prefixed(&in, &role)) {
+    fn(ws, role);
+  }
+}
 
 }  // namespace gatehouse::store
 

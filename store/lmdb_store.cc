@@ -1,0 +1,411 @@
+// LMDB backend and Store::Open. The only file that includes LMDB headers.
+#include <sys/stat.h>
+
+#include <lmdb++.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "store/internal/coding.h"
+#include "store/internal/kv.h"
+#include "store/internal/reader_impl.h"
+#include "store/internal/store_impl.h"
+#include "store/store.h"
+
+namespace gatehouse::store {
+namespace {
+
+using internal::KvRead;
+using internal::KvTxn;
+using internal::kTableCount;
+using internal::ScanFn;
+using internal::Table;
+
+constexpr std::string_view kMagic = "gatehouse";
+constexpr int kSchemaVersion = 1;
+
+inline MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+inline std::string_view View(const MDB_val& v) { return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size); }
+
+Status LmdbError(const std::string& what, int rc) {
+  return Status(Code::kInternal, what + ": " + mdb_strerror(rc));
+}
+
+// Runs a prefix scan over an open cursor. Returns the LMDB rc (0 or MDB_NOTFOUND are fine).
+int CursorScan(MDB_cursor* c, std::string_view prefix, std::string_view start, const ScanFn& fn) {
+  std::string_view from = start.empty() ? prefix : start;
+  MDB_val k = Val(from), v;
+  int rc = from.empty() ? mdb_cursor_get(c, &k, &v, MDB_FIRST) : mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0) {
+    std::string_view key = View(k);
+    if (key.substr(0, prefix.size()) != prefix) break;
+    if (!fn(key, View(v))) break;
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  }
+  return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+class LmdbReadKv : public KvRead {
+ public:
+  LmdbReadKv(MDB_env* env, const MDB_dbi* dbis) : env_(env), dbis_(dbis) {}
+  ~LmdbReadKv() override {
+    for (MDB_cursor*& c : cursors_) {
+      if (c) mdb_cursor_close(c);
+    }
+    if (txn_) mdb_txn_abort(txn_);
+  }
+
+  bool Begin() noexcept {
+    if (active_) End();
+    err_ = false;
+    fresh_ = 0;
+    int rc = txn_ ? mdb_txn_renew(txn_) : mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn_);
+    if (rc != 0) {
+      err_ = true;
+      return false;
+    }
+    active_ = true;
+    return true;
+  }
+  void End() noexcept {
+    if (active_) mdb_txn_reset(txn_);
+    active_ = false;
+  }
+
+  bool Get(Table t, std::string_view key, std::string_view* sk, std::string_view* sv) noexcept override {
+    if (!active_) return false;
+    const int i = static_cast<int>(t);
+    MDB_cursor*& c = cursors_[i];
+    if (!(fresh_ & (1u << i))) {
+      int rc = c ? mdb_cursor_renew(txn_, c) : mdb_cursor_open(txn_, dbis_[i], &c);
+      if (rc != 0) {
+        err_ = true;
+        return false;
+      }
+      fresh_ |= 1u << i;
+    }
+    MDB_val k = Val(key), v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    if (rc != 0) {
+      if (rc != MDB_NOTFOUND) err_ = true;
+      return false;
+    }
+    *sk = View(k);
+    *sv = View(v);
+    return true;
+  }
+
+  bool Scan(Table t, std::string_view prefix, std::string_view start, const ScanFn& fn) override {
+    if (!active_) return false;
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(txn_, dbis_[static_cast<int>(t)], &c);
+    if (rc == 0) {
+      rc = CursorScan(c, prefix, start, fn);
+      mdb_cursor_close(c);
+    }
+    if (rc != 0) err_ = true;
+    return rc == 0;
+  }
+  bool error() const noexcept override { return err_; }
+
+ private:
+  MDB_env* env_;
+  const MDB_dbi* dbis_;
+  MDB_txn* txn_ = nullptr;
+  bool active_ = false;
+  bool err_ = false;
+  uint32_t fresh_ = 0;  // bit i: cursors_[i] is bound to the current snapshot
+  MDB_cursor* cursors_[kTableCount] = {};
+};
+
+class LmdbReadTxn : public internal::KvReader {
+ public:
+  LmdbReadTxn(std::shared_ptr<lmdb::env> env, const MDB_dbi* dbis, const std::function<int64_t()>* clock)
+      : KvReader(&kv_, clock), env_(std::move(env)), kv_(env_->handle(), dbis) {}
+  ~LmdbReadTxn() override = default;
+  bool Renew() noexcept override {
+    clear_corrupt();
+    if (!kv_.Begin()) return false;
+    return LoadRevision();
+  }
+  void Reset() noexcept override {
+    kv_.End();
+    set_rev(0);
+  }
+
+ private:
+  std::shared_ptr<lmdb::env> env_;  // keeps the environment open while this reader lives
+  LmdbReadKv kv_;
+};
+
+class LmdbWriteKv : public KvTxn {
+ public:
+  LmdbWriteKv(MDB_env* env, const MDB_dbi* dbis, MDB_txn* top) : env_(env), dbis_(dbis), top_(top) {}
+  ~LmdbWriteKv() override {
+    if (child_) mdb_txn_abort(child_);
+    if (top_) mdb_txn_abort(top_);
+  }
+  MDB_txn* ReleaseTop() {
+    MDB_txn* t = top_;
+    top_ = nullptr;
+    return t;
+  }
+
+  bool Get(Table t, std::string_view key, std::string_view* sk, std::string_view* sv) noexcept override {
+    if (key.empty() || key.size() > 511) return false;
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    MDB_val k = Val(key), v;
+    if (rc == 0) {
+      rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+      mdb_cursor_close(c);
+    }
+    if (rc != 0) {
+      if (rc != MDB_NOTFOUND) err_ = true;
+      return false;
+    }
+    *sk = View(k);
+    *sv = View(v);
+    return true;
+  }
+  bool Scan(Table t, std::string_view prefix, std::string_view start, const ScanFn& fn) override {
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    if (rc == 0) {
+      rc = CursorScan(c, prefix, start, fn);
+      mdb_cursor_close(c);
+    }
+    if (rc != 0) err_ = true;
+    return rc == 0;
+  }
+  bool error() const noexcept override { return err_; }
+  bool Put(Table t, std::string_view key, std::string_view value) override {
+    MDB_val k = Val(key), v = Val(value);
+    int rc = mdb_put(cur(), dbis_[static_cast<int>(t)], &k, &v, 0);
+    if (rc != 0) err_ = true;
+    return rc == 0;
+  }
+  bool Del(Table t, std::string_view key) override {
+    MDB_val k = Val(key);
+    int rc = mdb_del(cur(), dbis_[static_cast<int>(t)], &k, nullptr);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+      err_ = true;
+      return false;
+    }
+    return true;
+  }
+  bool AppendChange(uint64_t rev, std::string_view json) override {
+    char buf[8];
+    internal::EncodeBigEndian64(buf, rev);
+    return Put(Table::kChanges, std::string_view(buf, 8), json);
+  }
+  bool BeginNested() override {
+    if (child_) return false;
+    int rc = mdb_txn_begin(env_, top_, 0, &child_);
+    if (rc != 0) {
+      child_ = nullptr;
+      return false;
+    }
+    nested_err_ = err_;
+    return true;
+  }
+  bool CommitNested() override {
+    if (!child_) return false;
+    int rc = mdb_txn_commit(child_);
+    child_ = nullptr;
+    if (rc != 0) err_ = true;
+    return rc == 0;
+  }
+  void AbortNested() override {
+    if (child_) mdb_txn_abort(child_);
+    child_ = nullptr;
+    err_ = nested_err_;  // errors inside the aborted child do not poison the batch
+  }
+
+ private:
+  MDB_txn* cur() const { return child_ ? child_ : top_; }
+  MDB_env* env_;
+  const MDB_dbi* dbis_;
+  MDB_txn* top_;
+  MDB_txn* child_ = nullptr;
+  bool err_ = false;
+  bool nested_err_ = false;
+};
+
+class LmdbBackend : public internal::Backend {
+ public:
+  LmdbBackend(std::shared_ptr<lmdb::env> env, const MDB_dbi* dbis, uint64_t rev) : env_(std::move(env)), rev_(rev) {
+    std::memcpy(dbis_, dbis, sizeof dbis_);
+  }
+
+  std::unique_ptr<ReadTxn> NewReadTxn(const std::function<int64_t()>* clock) override {
+    return std::make_unique<LmdbReadTxn>(env_, dbis_, clock);
+  }
+  Status BeginWrite(std::unique_ptr<KvTxn>* out) override {
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_->handle(), nullptr, 0, &txn);
+    if (rc != 0) return LmdbError("cannot begin write transaction", rc);
+    *out = std::make_unique<LmdbWriteKv>(env_->handle(), dbis_, txn);
+    return Status::Ok();
+  }
+  Status CommitWrite(std::unique_ptr<KvTxn> txn) override {
+    auto* w = static_cast<LmdbWriteKv*>(txn.get());
+    if (w->error()) return Status(Code::kInternal, "storage error in write transaction");
+    int rc = mdb_txn_commit(w->ReleaseTop());
+    if (rc != 0) return LmdbError("commit failed", rc);
+    return Status::Ok();
+  }
+  uint64_t StoredRevision() override { return rev_; }
+  uint64_t StoreBytes() override {
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(env_->handle(), &info) != 0 || mdb_env_stat(env_->handle(), &st) != 0) return 0;
+    return static_cast<uint64_t>(info.me_last_pgno + 1) * st.ms_psize;
+  }
+
+ private:
+  std::shared_ptr<lmdb::env> env_;
+  MDB_dbi dbis_[kTableCount];
+  uint64_t rev_;
+};
+
+// Checks or initializes the schema in one write transaction. Fills dbis and *rev.
+Status InitSchema(MDB_env* env, const std::string& path, MDB_dbi* dbis, uint64_t* rev) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env, nullptr, 0, &txn);
+  if (rc != 0) return LmdbError("cannot open store at '" + path + "'", rc);
+  struct Guard {
+    MDB_txn*& t;
+    ~Guard() {
+      if (t) mdb_txn_abort(t);
+    }
+  } guard{txn};
+
+  std::set<std::string, std::less<>> ours;
+  for (int i = 0; i < kTableCount; ++i) ours.insert(internal::TableName(static_cast<Table>(i)));
+  MDB_dbi main_dbi;
+  rc = mdb_dbi_open(txn, nullptr, 0, &main_dbi);
+  if (rc != 0) return LmdbError("cannot open store at '" + path + "'", rc);
+  MDB_cursor* c = nullptr;
+  rc = mdb_cursor_open(txn, main_dbi, &c);
+  if (rc != 0) return LmdbError("cannot open store at '" + path + "'", rc);
+  std::string foreign;
+  size_t entries = 0;
+  bool has_meta = false;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    ++entries;
+    std::string_view key = View(k);
+    if (key == internal::TableName(Table::kMeta)) has_meta = true;
+    if (!ours.count(key) && foreign.empty()) foreign.assign(key.substr(0, 64));
+  }
+  mdb_cursor_close(c);
+  if (rc != MDB_NOTFOUND) return LmdbError("cannot read store at '" + path + "'", rc);
+  if (!foreign.empty() || (entries > 0 && !has_meta)) {
+    return Status(Code::kInternal, "'" + path + "' is not a Gatehouse store (it holds foreign LMDB data" +
+                                       (foreign.empty() ? std::string() : ": key '" + foreign + "'") + ")");
+  }
+  const bool fresh = entries == 0;
+  for (int i = 0; i < kTableCount; ++i) {
+    rc = mdb_dbi_open(txn, internal::TableName(static_cast<Table>(i)), MDB_CREATE, &dbis[i]);
+    if (rc != 0) {
+      return LmdbError("'" + path + "' is not a usable Gatehouse store (table " +
+                           internal::TableName(static_cast<Table>(i)) + ")",
+                       rc);
+    }
+  }
+  const MDB_dbi meta = dbis[static_cast<int>(Table::kMeta)];
+  auto put = [&](std::string_view key, std::string_view val) {
+    MDB_val kk = Val(key), vv = Val(val);
+    return mdb_put(txn, meta, &kk, &vv, 0);
+  };
+  auto get = [&](std::string_view key, std::string_view* val) {
+    MDB_val kk = Val(key), vv;
+    int r = mdb_get(txn, meta, &kk, &vv);
+    if (r == 0) *val = View(vv);
+    return r;
+  };
+  *rev = 0;
+  if (fresh) {
+    std::string zero;
+    internal::PutBigEndian64(&zero, 0);
+    if ((rc = put("magic", kMagic)) != 0 || (rc = put("schema_version", std::to_string(kSchemaVersion))) != 0 ||
+        (rc = put("rev", zero)) != 0) {
+      return LmdbError("cannot initialize store at '" + path + "'", rc);
+    }
+  } else {
+    std::string_view magic, version, r;
+    if (get("magic", &magic) != 0 || magic != kMagic) {
+      return Status(Code::kInternal, "'" + path + "' is not a Gatehouse store (bad or missing magic)");
+    }
+    if (get("schema_version", &version) != 0) {
+      return Status(Code::kInternal, "'" + path + "' has no schema version; not a usable Gatehouse store");
+    }
+    const std::string vs(version.substr(0, 32));
+    char* end = nullptr;
+    const long n = std::strtol(vs.c_str(), &end, 10);
+    if (vs.empty() || *end != '\0') {
+      return Status(Code::kInternal, "'" + path + "' has an unknown schema version '" + vs + "'");
+    }
+    if (n != kSchemaVersion) {
+      return Status(Code::kInternal, "'" + path + "' was written by schema version " + vs + " (" +
+                                         (n > kSchemaVersion ? "newer than" : "unknown to") +
+                                         " this build, which reads version " + std::to_string(kSchemaVersion) + ")");
+    }
+    if (get("rev", &r) == 0) {
+      if (r.size() != 8) return Status(Code::kInternal, "'" + path + "' has a corrupt revision record");
+      *rev = internal::DecodeBigEndian64(r.data());
+    }
+  }
+  rc = mdb_txn_commit(txn);
+  txn = nullptr;
+  if (rc != 0) return LmdbError("cannot open store at '" + path + "'", rc);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Store::Open(const Options& options, std::unique_ptr<Store>* out) {
+  if (options.path.empty()) return Status(Code::kBadRequest, "field 'path': the store directory is required");
+  struct stat st;
+  if (stat(options.path.c_str(), &st) != 0) {
+    if (mkdir(options.path.c_str(), 0750) != 0 && errno != EEXIST) {
+      return Status(Code::kInternal, "cannot create store directory '" + options.path + "': " + std::strerror(errno));
+    }
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Status(Code::kInternal, "store path '" + options.path + "' is not a directory");
+  }
+  try {
+    auto env = std::make_shared<lmdb::env>(lmdb::env::create());
+    env->set_mapsize(options.map_size);
+    env->set_max_dbs(kTableCount + 4);
+    env->set_max_readers(options.max_readers == 0 ? 126 : options.max_readers);
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (!options.durable) flags |= MDB_NOSYNC;
+    try {
+      env->open(options.path.c_str(), flags, 0640);
+    } catch (const lmdb::error& e) {
+      std::string why = mdb_strerror(e.code());
+      if (e.code() == MDB_INVALID || e.code() == MDB_VERSION_MISMATCH) {
+        why = "not a Gatehouse store or corrupted file (" + why + ")";
+      }
+      return Status(Code::kInternal, "cannot open store at '" + options.path + "': " + why);
+    }
+    int dead = 0;
+    mdb_reader_check(env->handle(), &dead);
+    MDB_dbi dbis[kTableCount];
+    uint64_t rev = 0;
+    Status s = InitSchema(env->handle(), options.path, dbis, &rev);
+    if (!s.ok()) return s;
+    *out = std::make_unique<internal::StoreImpl>(options, std::make_unique<LmdbBackend>(env, dbis, rev));
+    return Status::Ok();
+  } catch (const lmdb::error& e) {
+    return Status(Code::kInternal, "cannot open store at '" + options.path + "': " + mdb_strerror(e.code()));
+  } catch (const std::exception& e) {
+    return Status(Code::kInternal, "cannot open store at '" + options.path + "': " + e.what());
+  }
+}
+
+}  // namespace gatehouse::store
