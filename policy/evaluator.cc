@@ -1,0 +1,317 @@
+// Evaluate / ListAllowedActions: the built-in decision skeleton (docs/policy.md §5) over a
+// CompiledPolicy. No heap allocation, no exceptions, no locks.
+#include <cstring>
+
+#include "policy/internal/compiled.h"
+#include "policy/policy.h"
+
+namespace gatehouse::policy {
+namespace {
+
+using internal::kNone;
+using internal::RtValue;
+using internal::Scope;
+using internal::Var;
+
+constexpr std::string_view kGranted = "granted";
+constexpr std::string_view kNoPermission = "no_permission";
+
+Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
+  Decision d;
+  d.allow = false;
+  d.rule = rule;
+  d.reason = reason;
+  return d;
+}
+
+RtValue Str(std::string_view s) noexcept {
+  RtValue v;
+  if (!s.empty()) {
+    v.kind = RtValue::Kind::kString;
+    v.s = s;
+  }
+  return v;
+}
+RtValue Int(int64_t i) noexcept {
+  RtValue v;
+  v.kind = RtValue::Kind::kInt;
+  v.i = i;
+  return v;
+}
+RtValue Bool(bool b) noexcept {
+  RtValue v;
+  v.kind = RtValue::Kind::kBool;
+  v.b = b;
+  return v;
+}
+RtValue List(StringList l) noexcept {
+  RtValue v;
+  v.kind = RtValue::Kind::kStrList;
+  v.strs = l.data();
+  v.n = static_cast<uint32_t>(l.size());
+  return v;
+}
+RtValue FromValue(const Value& x) noexcept {
+  RtValue v;
+  switch (x.kind) {
+    case Value::Kind::kMissing: break;
+    case Value::Kind::kNull: v.kind = RtValue::Kind::kNull; break;
+    case Value::Kind::kBool: return Bool(x.b);
+    case Value::Kind::kInt: return Int(x.i);
+    case Value::Kind::kDouble: v.kind = RtValue::Kind::kDouble; v.d = x.d; break;
+    case Value::Kind::kString: v.kind = RtValue::Kind::kString; v.s = x.s; break;
+  }
+  return v;
+}
+RtValue FindAttr(AttrList attrs, std::string_view key) noexcept {
+  for (const KeyValue& kv : attrs) {
+    if (kv.key == key) return FromValue(kv.value);
+  }
+  return RtValue();
+}
+
+// Everything one decision knows about the requester, resolved once per request.
+class Env final : public internal::VarSource {
+ public:
+  Env(const CompiledPolicy& p, const Request& r, Facts& f) noexcept
+      : policy(p), req(r), facts(f) {}
+
+  const CompiledPolicy& policy;
+  const Request& req;
+  Facts& facts;
+
+  std::string_view org_id;
+  OrgFacts org;
+  bool has_ws = false;
+  WorkspaceFacts ws;
+  OrgMembershipFacts om;
+  bool has_wm = false;
+  WorkspaceMembershipFacts wm;
+  uint32_t org_role = kNone;        // role id of the org membership (kNone: undeclared)
+  uint32_t own_ws_role = kNone;
+  uint32_t eff_ws_role = kNone;
+  bool implied = false;
+  uint32_t action = kNone;
+
+  enum class UserState : uint8_t { kUnloaded, kFound, kMissing };
+  UserState user_state = UserState::kUnloaded;
+  UserFacts user;
+
+  // Role id for `name` usable in the resolved org and of `scope`, or kNone.
+  uint32_t ResolveRole(std::string_view name, Scope scope) const noexcept {
+    if (name.empty()) return kNone;
+    uint32_t id = policy.role_index.Find(name);
+    if (id == kNone) return kNone;
+    const internal::RoleDef& r = policy.roles[id];
+    if (r.scope != scope) return kNone;
+    if (!r.overlay_org.empty() && r.overlay_org != org_id) return kNone;
+    return id;
+  }
+
+  bool Load(Var var, std::string_view key, RtValue* out) noexcept override {
+    switch (var) {
+      case Var::kUserId: *out = Str(req.user); return true;
+      case Var::kUserEmail:
+      case Var::kUserEmailVerified: {
+        if (user_state == UserState::kUnloaded) {
+          Lookup l = facts.User(req.user, &user);
+          if (l == Lookup::kError) return false;
+          user_state = l == Lookup::kFound ? UserState::kFound : UserState::kMissing;
+        }
+        if (user_state != UserState::kFound) {
+          *out = RtValue();
+        } else {
+          *out = var == Var::kUserEmail ? Str(user.email) : Bool(user.email_verified);
+        }
+        return true;
+      }
+      case Var::kUserAttr: return LoadAttr(Facts::Entity::kUser, req.user, key, out);
+      case Var::kOrgId: *out = Str(org.id.empty() ? org_id : org.id); return true;
+      case Var::kOrgPlan: *out = Str(org.plan); return true;
+      case Var::kOrgStatus: *out = Str(org.status); return true;
+      case Var::kOrgSuspended: *out = Bool(org.suspended); return true;
+      case Var::kOrgFeatures: *out = List(org.features); return true;
+      case Var::kOrgSeats: *out = Int(org.seats); return true;
+      case Var::kOrgMembers: *out = Int(org.members); return true;
+      case Var::kOrgPendingInvitations: *out = Int(org.pending_invitations); return true;
+      case Var::kOrgMembersAndPending:
+        *out = Int(org.members + org.pending_invitations);
+        return true;
+      case Var::kOrgWorkspaces: *out = Int(org.workspaces); return true;
+      case Var::kOrgWorkspaceLimit: *out = Int(org.workspace_limit); return true;
+      case Var::kOrgSsoEnabled: *out = Bool(org.sso_enabled); return true;
+      case Var::kOrgSsoEnforced: *out = Bool(org.sso_enforced); return true;
+      case Var::kOrgSsoIdp: *out = Str(org.sso_idp); return true;
+      case Var::kOrgSsoExemptRoles: *out = List(org.sso_exempt_roles); return true;
+      case Var::kOrgAttr: return LoadAttr(Facts::Entity::kOrg, org_id, key, out);
+      case Var::kWorkspaceId: *out = has_ws ? Str(req.workspace) : RtValue(); return true;
+      case Var::kWorkspaceAttr:
+        if (!has_ws) {
+          *out = RtValue();
+          return true;
+        }
+        return LoadAttr(Facts::Entity::kWorkspace, req.workspace, key, out);
+      case Var::kMemberOrgRole: *out = Str(om.role); return true;
+      case Var::kMemberWorkspaceRole: *out = has_wm ? Str(wm.role) : RtValue(); return true;
+      case Var::kMemberEffectiveRole:
+        *out = eff_ws_role == kNone ? RtValue() : Str(policy.roles[eff_ws_role].name);
+        return true;
+      case Var::kMemberImplied: *out = Bool(implied); return true;
+      case Var::kMemberFlags:
+        *out = (has_wm && !implied) ? List(wm.flags) : List(StringList());
+        return true;
+      case Var::kMemberTeam: *out = (has_wm && !implied) ? Str(wm.team) : RtValue(); return true;
+      case Var::kMemberContactVisibility:
+        *out = (has_wm && !implied) ? Str(wm.contact_visibility) : RtValue();
+        return true;
+      case Var::kResourceType: *out = Str(req.resource_type); return true;
+      case Var::kResourceId: *out = Str(req.resource_id); return true;
+      case Var::kResourceAttr: *out = FindAttr(req.resource_attrs, key); return true;
+      case Var::kActionName: *out = Str(policy.actions[action].name); return true;
+      case Var::kActionScope:
+        *out = Str(policy.actions[action].scope == Scope::kOrg ? "org" : "workspace");
+        return true;
+      case Var::kCtxAuthMethod: *out = Str(req.auth_method); return true;
+      case Var::kCtxAuthIdp: *out = Str(req.auth_idp); return true;
+      case Var::kCtxAuthAgeS: *out = req.auth_age_s < 0 ? RtValue() : Int(req.auth_age_s); return true;
+      case Var::kCtxClient: *out = Str(req.client); return true;
+      case Var::kCtxAttr: *out = FindAttr(req.context_attrs, key); return true;
+    }
+    *out = RtValue();
+    return true;
+  }
+
+ private:
+  bool LoadAttr(Facts::Entity e, std::string_view id, std::string_view key,
+                RtValue* out) noexcept {
+    Value v;
+    Lookup l = facts.Attr(e, id, key, &v);
+    if (l == Lookup::kError) return false;
+    *out = l == Lookup::kFound ? FromValue(v) : RtValue();
+    return true;
+  }
+};
+
+// Steps 1-4 of the decision procedure. Returns true when the request reached the rule stage
+// (env filled in); else *d holds the built-in decision.
+bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcept {
+  const Request& req = env.req;
+  if (req.workspace.empty()) {
+    if ((need_action_scope && scope == Scope::kWorkspace) || req.org.empty()) {
+      *d = Deny("scope_required");
+      return false;
+    }
+    env.org_id = req.org;
+  } else {
+    Lookup l = env.facts.Workspace(req.workspace, &env.ws);
+    if (l == Lookup::kError) { *d = Deny("internal"); return false; }
+    if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
+    if (!req.org.empty() && req.org != env.ws.org) { *d = Deny("scope_mismatch"); return false; }
+    env.has_ws = true;
+    env.org_id = env.ws.org;
+  }
+  Lookup l = env.facts.Org(env.org_id, &env.org);
+  if (l == Lookup::kError) { *d = Deny("internal"); return false; }
+  if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
+  l = env.facts.OrgMembership(req.user, env.org_id, &env.om);
+  if (l == Lookup::kError) { *d = Deny("internal"); return false; }
+  if (l == Lookup::kNotFound || req.user.empty()) { *d = Deny("not_member"); return false; }
+  env.org_role = env.ResolveRole(env.om.role, Scope::kOrg);
+  if (env.has_ws) {
+    l = env.facts.WorkspaceMembership(req.user, req.workspace, &env.wm);
+    if (l == Lookup::kError) { *d = Deny("internal"); return false; }
+    env.has_wm = l == Lookup::kFound;
+    if (env.has_wm) env.own_ws_role = env.ResolveRole(env.wm.role, Scope::kWorkspace);
+    uint32_t implied =
+        env.org_role == kNone ? kNone : env.policy.roles[env.org_role].implied;
+    env.eff_ws_role = env.own_ws_role;
+    if (implied != kNone &&
+        (env.own_ws_role == kNone ||
+         env.policy.roles[implied].rank > env.policy.roles[env.own_ws_role].rank)) {
+      env.eff_ws_role = implied;
+      env.implied = true;
+    }
+  }
+  return true;
+}
+
+bool RuleRolesMatch(const Env& env, const internal::RuleDef& r, Scope scope) noexcept {
+  if (r.roles_count == 0) return true;
+  const uint32_t* roles = env.policy.rule_roles.data() + r.roles_begin;
+  for (uint32_t k = 0; k < r.roles_count; ++k) {
+    if (env.org_role != kNone && roles[k] == env.org_role) return true;
+    if (scope == Scope::kWorkspace && env.eff_ws_role != kNone && roles[k] == env.eff_ws_role) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Steps 5-8 for one action (env already resolved).
+Decision Decide(Env& env, uint32_t a) noexcept {
+  const CompiledPolicy& p = env.policy;
+  const internal::ActionDef& action = p.actions[a];
+  if (action.scope == Scope::kWorkspace && !env.has_ws) return Deny("scope_required");
+  env.action = a;
+  auto check = [&](uint32_t begin, uint32_t end, Decision* d) noexcept -> int {
+    for (uint32_t k = begin; k < end; ++k) {
+      const internal::RuleDef& r = p.rules[p.rule_list[k]];
+      if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
+      if (!RuleRolesMatch(env, r, action.scope)) continue;
+      bool error = false;
+      bool match = internal::Run(p.pool, r.condition, env, &error);
+      if (error) {
+        *d = Deny("internal", r.id);
+        return -1;
+      }
+      if (match) {
+        d->allow = !r.deny;
+        d->rule = r.id;
+        d->reason = r.reason;
+        return 1;
+      }
+    }
+    return 0;
+  };
+  Decision d;
+  if (check(p.deny_begin[a], p.allow_begin[a], &d) != 0) {
+    if (d.allow) d = Deny("internal");  // cannot happen: deny list holds deny rules only
+    return d;
+  }
+  uint32_t grant_role = action.scope == Scope::kOrg ? env.org_role : env.eff_ws_role;
+  if (grant_role != kNone && p.Grants(grant_role, a)) {
+    d.allow = true;
+    d.rule = p.grant_rule_ids[grant_role];
+    d.reason = kGranted;
+    return d;
+  }
+  int r = check(p.allow_begin[a], p.deny_begin[a + 1], &d);
+  if (r != 0) return d;
+  return Deny(kNoPermission);
+}
+
+}  // namespace
+
+Decision Evaluate(const CompiledPolicy& policy, const Request& request, Facts& facts) noexcept {
+  uint32_t a = policy.action_index.Find(request.action);
+  if (a == kNone) return Deny("unknown_action");
+  Env env(policy, request, facts);
+  Decision d;
+  if (!Resolve(env, true, policy.actions[a].scope, &d)) return d;
+  return Decide(env, a);
+}
+
+size_t ListAllowedActions(const CompiledPolicy& policy, const Request& request, Facts& facts,
+                          uint32_t* out, size_t capacity) noexcept {
+  Env env(policy, request, facts);
+  Decision d;
+  if (!Resolve(env, false, Scope::kOrg, &d)) return 0;
+  size_t n = 0;
+  for (uint32_t a = 0; a < policy.actions.size() && n < capacity; ++a) {
+    if (policy.actions[a].scope == Scope::kWorkspace && !env.has_ws) continue;
+    if (Decide(env, a).allow) out[n++] = a;
+  }
+  return n;
+}
+
+}  // namespace gatehouse::policy

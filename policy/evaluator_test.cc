@@ -1,0 +1,344 @@
+// The decision skeleton and the example policy end to end, over MemoryFacts.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "policy/memory_facts.h"
+#include "policy/policy.h"
+
+namespace gatehouse::policy {
+namespace {
+
+std::shared_ptr<const CompiledPolicy> Example() {
+  static auto p = [] {
+    std::vector<Issue> issues;
+    auto p = LoadPolicyDir(std::string(GATEHOUSE_POLICY_TESTDATA) + "/example", &issues);
+    for (const Issue& i : issues) ADD_FAILURE() << i.ToString();
+    return p;
+  }();
+  return p;
+}
+
+class EvaluatorTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = Example();
+    ASSERT_TRUE(policy_);
+    auto& o1 = facts_.orgs["o1"];
+    o1.features = {"sso", "webhooks"};
+    o1.seats = 10;
+    o1.members = {{"admin", "org_admin"}, {"mem", "member"}, {"ua", "user_admin"},
+                  {"ba", "billing_admin"}, {"agent", "member"}, {"mgr", "member"},
+                  {"odd", "wizard"}};
+    auto& w1 = facts_.workspaces["w1"];
+    w1.org = "o1";
+    w1.members["agent"] = {"agent", "t1", {}, "assigned_only", {}};
+    w1.members["mgr"] = {"manager", "", {"no_contact_delete"}, "", {}};
+    w1.members["admin"] = {"agent", "", {}, "assigned_only", {}};
+    auto& o2 = facts_.orgs["o2"];
+    o2.members = {{"admin", "member"}, {"other", "org_admin"}};
+    facts_.workspaces["w2"].org = "o2";
+    facts_.Finalize();
+  }
+
+  Decision Check(std::string_view user, std::string_view action, std::string_view org,
+                 std::string_view ws = {}) {
+    Request r;
+    r.user = user;
+    r.action = action;
+    r.org = org;
+    r.workspace = ws;
+    r.resource_attrs = attrs_;
+    r.auth_method = auth_method_;
+    r.auth_idp = auth_idp_;
+    r.auth_age_s = auth_age_;
+    return Evaluate(*policy_, r, facts_);
+  }
+
+  std::shared_ptr<const CompiledPolicy> policy_;
+  MemoryFacts facts_;
+  std::vector<KeyValue> attrs_;
+  std::string_view auth_method_, auth_idp_;
+  int64_t auth_age_ = -1;
+};
+
+TEST_F(EvaluatorTest, SkeletonOrder) {
+  EXPECT_EQ(Check("admin", "org.nope", "o1").reason, "unknown_action");
+  EXPECT_EQ(Check("nobody", "org.nope", "zz").reason, "unknown_action");
+  EXPECT_EQ(Check("admin", "workspace.access", "o1").reason, "scope_required");
+  EXPECT_EQ(Check("admin", "org.view", "").reason, "scope_required");
+  EXPECT_EQ(Check("admin", "org.view", "zz").reason, "not_found");
+  EXPECT_EQ(Check("admin", "workspace.access", "", "wz").reason, "not_found");
+  EXPECT_EQ(Check("admin", "workspace.access", "o2", "w1").reason, "scope_mismatch");
+  EXPECT_EQ(Check("stranger", "org.view", "o1").reason, "not_member");
+  EXPECT_EQ(Check("", "org.view", "o1").reason, "not_member");
+  Decision d = Check("mem", "org.delete", "o1");
+  EXPECT_FALSE(d.allow);
+  EXPECT_EQ(d.reason, "no_permission");
+  EXPECT_EQ(d.rule, "");
+  d = Check("admin", "org.delete", "o1");
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "role:org_admin");
+  EXPECT_EQ(d.reason, "granted");
+}
+
+TEST_F(EvaluatorTest, OrgActionWithWorkspaceIsDecidedInItsOrg) {
+  EXPECT_TRUE(Check("admin", "org.delete", "", "w1").allow);
+  EXPECT_FALSE(Check("admin", "org.delete", "", "w2").allow);  // only member in o2
+  EXPECT_TRUE(Check("other", "org.delete", "", "w2").allow);
+}
+
+TEST_F(EvaluatorTest, NonMemberSeesNothingEvenWithWildcardRules) {
+  facts_.orgs["o1"].suspended = true;
+  EXPECT_EQ(Check("stranger", "org.view", "o1").reason, "not_member");
+}
+
+TEST_F(EvaluatorTest, GatesAreRules) {
+  facts_.orgs["o1"].suspended = true;
+  Decision d = Check("admin", "org.view", "o1");
+  EXPECT_FALSE(d.allow);
+  EXPECT_EQ(d.reason, "org_suspended");
+  EXPECT_EQ(d.rule, "org-suspended");
+  facts_.orgs["o1"].suspended = false;
+  facts_.orgs["o1"].status = "FROZEN";
+  EXPECT_EQ(Check("admin", "org.delete", "o1").reason, "org_locked");
+  EXPECT_TRUE(Check("admin", "org.billing.waba.manage", "o1").allow);
+  EXPECT_TRUE(Check("admin", "org.view", "o1").allow);
+  EXPECT_EQ(Check("admin", "workspace.access", "", "w1").reason, "org_locked");
+}
+
+TEST_F(EvaluatorTest, SsoGate) {
+  auto& o = facts_.orgs["o1"];
+  o.sso_enabled = o.sso_enforced = true;
+  o.sso_idp = "idp-1";
+  facts_.Finalize();
+  EXPECT_EQ(Check("mem", "org.view", "o1").reason, "sso_required");
+  EXPECT_TRUE(Check("admin", "org.view", "o1").allow);  // exempt role
+  auth_method_ = "sso";
+  auth_idp_ = "idp-2";
+  EXPECT_EQ(Check("mem", "org.view", "o1").reason, "sso_required");
+  auth_idp_ = "idp-1";
+  EXPECT_EQ(Check("mem", "org.view", "o1").reason, "sso_session_expired");
+  auth_age_ = 86400;
+  EXPECT_EQ(Check("mem", "org.view", "o1").reason, "sso_session_expired");
+  auth_age_ = 600;
+  EXPECT_TRUE(Check("mem", "org.view", "o1").allow);
+}
+
+TEST_F(EvaluatorTest, EffectiveRoleAndFlags) {
+  // org_admin who is an explicit agent acts as implied owner: no visibility restriction.
+  Decision d = Check("admin", "conversation.view_all", "", "w1");
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "role:owner");
+  // Manager flag applies to the explicit membership.
+  EXPECT_EQ(Check("mgr", "contact.delete", "", "w1").reason, "restricted");
+  EXPECT_TRUE(Check("mgr", "contact.export", "", "w1").allow);
+  // Member of the org without workspace membership: no implied role.
+  EXPECT_EQ(Check("mem", "workspace.access", "", "w1").reason, "no_permission");
+  // A role the policy doesn't know: member, but nothing granted.
+  EXPECT_EQ(Check("odd", "org.view", "o1").reason, "no_permission");
+}
+
+TEST_F(EvaluatorTest, RolesInRulesMatchExactRoleOnly) {
+  // manager-no-ws-settings names [manager]; an owner (who includes manager) is not matched even
+  // with a stray flag. admin is implied owner with an explicit agent membership.
+  facts_.workspaces["w1"].members["admin"].flags = {"no_ws_settings"};
+  facts_.Finalize();
+  EXPECT_TRUE(Check("admin", "workspace.settings.manage", "", "w1").allow);
+}
+
+TEST_F(EvaluatorTest, AgentVisibilityCondition) {
+  attrs_ = {{"assignee", Value::String("agent")}};
+  EXPECT_TRUE(Check("agent", "conversation.reply", "", "w1").allow);
+  attrs_ = {{"assignee", Value::String("someone")}};
+  EXPECT_EQ(Check("agent", "conversation.reply", "", "w1").reason, "no_permission");
+  EXPECT_EQ(Check("agent", "conversation.view_all", "", "w1").reason, "no_permission");
+}
+
+TEST_F(EvaluatorTest, CeilingsSelfModificationSeats) {
+  attrs_ = {{"target_user", Value::String("mem")}, {"new_role", Value::String("org_admin")}};
+  EXPECT_EQ(Check("ua", "org.users.role.assign", "o1").reason, "role_ceiling");
+  EXPECT_TRUE(Check("admin", "org.users.role.assign", "o1").allow);
+  attrs_ = {{"target_user", Value::String("mem")}, {"new_role", Value::String("user_admin")}};
+  EXPECT_TRUE(Check("ua", "org.users.role.assign", "o1").allow);
+  attrs_ = {{"target_user", Value::String("admin")}};
+  Decision d = Check("admin", "org.users.remove", "o1");
+  EXPECT_EQ(d.reason, "self_modification");
+  EXPECT_EQ(d.rule, "no-self-modification");
+  attrs_.clear();
+  facts_.orgs["o1"].pending_invitations = 3;  // 7 members + 3 pending = 10 seats
+  EXPECT_EQ(Check("admin", "org.users.invite", "o1").reason, "seats_exhausted");
+  facts_.orgs["o1"].pending_invitations = 2;
+  EXPECT_TRUE(Check("admin", "org.users.invite", "o1").allow);
+}
+
+TEST_F(EvaluatorTest, FeatureChecks) {
+  EXPECT_TRUE(Check("admin", "webhook.manage", "", "w1").allow);
+  facts_.orgs["o1"].features = {"sso"};
+  facts_.Finalize();
+  EXPECT_EQ(Check("admin", "webhook.manage", "", "w1").reason, "feature_disabled");
+}
+
+TEST_F(EvaluatorTest, FactsErrorFailsClosed) {
+  facts_.fail = true;
+  Decision d = Check("admin", "org.view", "o1");
+  EXPECT_FALSE(d.allow);
+  EXPECT_EQ(d.reason, "internal");
+  d = Check("admin", "workspace.access", "", "w1");
+  EXPECT_EQ(d.reason, "internal");
+}
+
+// Facts that fail only on attribute lookups (a condition needs one mid-evaluation).
+class AttrFailFacts final : public Facts {
+ public:
+  explicit AttrFailFacts(MemoryFacts* base) : base_(base) {}
+  Lookup User(std::string_view u, UserFacts* o) noexcept override { return base_->User(u, o); }
+  Lookup Org(std::string_view g, OrgFacts* o) noexcept override { return base_->Org(g, o); }
+  Lookup Workspace(std::string_view w, WorkspaceFacts* o) noexcept override {
+    return base_->Workspace(w, o);
+  }
+  Lookup OrgMembership(std::string_view u, std::string_view g,
+                       OrgMembershipFacts* o) noexcept override {
+    return base_->OrgMembership(u, g, o);
+  }
+  Lookup WorkspaceMembership(std::string_view u, std::string_view w,
+                             WorkspaceMembershipFacts* o) noexcept override {
+    return base_->WorkspaceMembership(u, w, o);
+  }
+  Lookup Attr(Entity, std::string_view, std::string_view, Value*) noexcept override {
+    return Lookup::kError;
+  }
+
+ private:
+  MemoryFacts* base_;
+};
+
+TEST(EvaluatorAttrTest, AttrErrorInConditionFailsClosed) {
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {org: [org.view]}\n"
+        "rules:\n"
+        "  - {id: eu-only, effect: allow, actions: [org.view], condition: 'org.attrs.region == \"eu\"'}\n"}},
+      &issues);
+  ASSERT_TRUE(p);
+  MemoryFacts mf;
+  mf.orgs["o"].members["u"] = "member";
+  mf.orgs["o"].attrs["region"] = OwnedValue{Value::Kind::kString, false, 0, 0, "eu"};
+  mf.Finalize();
+  Request r;
+  r.user = "u";
+  r.action = "org.view";
+  r.org = "o";
+  Decision d = Evaluate(*p, r, mf);
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "eu-only");
+  AttrFailFacts bad(&mf);
+  d = Evaluate(*p, r, bad);
+  EXPECT_FALSE(d.allow);
+  EXPECT_EQ(d.reason, "internal");
+}
+
+TEST_F(EvaluatorTest, OverlayAppliesOnlyToItsOrg) {
+  // acme overlay: role `auditor` and an allow rule for it, and a deny on contact.export.
+  auto& acme = facts_.orgs["acme"];
+  acme.members = {{"aud", "member"}, {"own", "member"}};
+  auto& wa = facts_.workspaces["wa"];
+  wa.org = "acme";
+  wa.members["aud"].role = "auditor";
+  wa.members["own"].role = "owner";
+  // The same role name in another org: the overlay must not widen access there.
+  facts_.orgs["o1"].members["aud"] = "member";
+  facts_.workspaces["w1"].members["aud"].role = "auditor";
+  facts_.Finalize();
+  Decision d = Check("aud", "conversation.view", "", "wa");
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "acme-auditors-view");
+  EXPECT_TRUE(Check("aud", "report.view", "", "wa").allow);  // overlay role grants
+  EXPECT_FALSE(Check("aud", "conversation.view", "", "w1").allow);
+  EXPECT_FALSE(Check("aud", "report.view", "", "w1").allow);
+  EXPECT_FALSE(Check("aud", "workspace.access", "", "w1").allow);
+  // Overlay deny only in acme.
+  EXPECT_EQ(Check("own", "contact.export", "", "wa").reason, "org_policy");
+  EXPECT_TRUE(Check("admin", "contact.export", "", "w1").allow);
+}
+
+TEST_F(EvaluatorTest, ListAllowedActions) {
+  std::vector<uint32_t> out(ActionCount(*policy_));
+  Request r;
+  r.user = "mem";
+  r.org = "o1";
+  size_t n = ListAllowedActions(*policy_, r, facts_, out.data(), out.size());
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(ActionName(*policy_, out[0]), "org.view");
+  r.user = "admin";
+  r.workspace = "w1";
+  n = ListAllowedActions(*policy_, r, facts_, out.data(), out.size());
+  std::set<std::string_view> names;
+  for (size_t k = 0; k < n; ++k) names.insert(ActionName(*policy_, out[k]));
+  EXPECT_TRUE(names.count("org.delete"));
+  EXPECT_TRUE(names.count("conversation.view_all"));
+  EXPECT_EQ(n, ActionCount(*policy_));
+  // Without a workspace, workspace actions are not listed.
+  r.workspace = {};
+  n = ListAllowedActions(*policy_, r, facts_, out.data(), out.size());
+  for (size_t k = 0; k < n; ++k) EXPECT_NE(ActionName(*policy_, out[k]), "workspace.access");
+  // Capacity respected; non-members get nothing.
+  EXPECT_EQ(ListAllowedActions(*policy_, r, facts_, out.data(), 2), 2u);
+  r.user = "stranger";
+  EXPECT_EQ(ListAllowedActions(*policy_, r, facts_, out.data(), out.size()), 0u);
+  // Agrees with Evaluate for every action.
+  r.user = "mgr";
+  r.workspace = "w1";
+  n = ListAllowedActions(*policy_, r, facts_, out.data(), out.size());
+  std::set<uint32_t> listed(out.begin(), out.begin() + n);
+  for (uint32_t a = 0; a < ActionCount(*policy_); ++a) {
+    Request q = r;
+    q.action = ActionName(*policy_, a);
+    EXPECT_EQ(Evaluate(*policy_, q, facts_).allow, listed.count(a) == 1) << q.action;
+  }
+}
+
+TEST(EvaluatorRankTest, HigherOwnRoleBeatsImpliedRole) {
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {workspace: [a.low, a.high]}\n"
+        "roles:\n"
+        "  org: {boss: {}}\n"
+        "  workspace:\n"
+        "    low: {rank: 1, grants: [a.low]}\n"
+        "    high: {rank: 5, grants: [a.high]}\n"
+        "implied: [{org_role: boss, workspace_role: low}]\n"
+        "rules:\n"
+        "  - {id: implied-flag, effect: allow, actions: [a.high], condition: membership.implied "
+        "&& membership.effective_role == 'low' && !has(membership.team)}\n"}},
+      &issues);
+  ASSERT_TRUE(p) << issues[0].ToString();
+  MemoryFacts mf;
+  mf.orgs["o"].members = {{"u", "boss"}, {"v", "boss"}};
+  mf.workspaces["w"].org = "o";
+  mf.workspaces["w"].members["u"] = {"high", "t9", {}, "", {}};
+  mf.Finalize();
+  Request r;
+  r.user = "u";
+  r.workspace = "w";
+  r.action = "a.high";
+  EXPECT_TRUE(Evaluate(*p, r, mf).allow);  // own high beats implied low
+  r.action = "a.low";
+  EXPECT_FALSE(Evaluate(*p, r, mf).allow);
+  r.user = "v";  // no own membership: implied low
+  Decision d = Evaluate(*p, r, mf);
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "role:low");
+  r.action = "a.high";  // via the rule that tests membership.implied / effective_role
+  d = Evaluate(*p, r, mf);
+  EXPECT_TRUE(d.allow);
+  EXPECT_EQ(d.rule, "implied-flag");
+  r.user = "u";
+  EXPECT_EQ(Evaluate(*p, r, mf).rule, "role:high");
+}
+
+}  // namespace
+}  // namespace gatehouse::policy

@@ -1,0 +1,100 @@
+// The compiled policy: interned names, role -> action bitsets, per-action rule indexes and
+// condition programs. Built once by the loader (policy/loader.cc), then immutable.
+//
+// Thread-safety: immutable after construction; shared freely between threads.
+#ifndef GATEHOUSE_POLICY_INTERNAL_COMPILED_H_
+#define GATEHOUSE_POLICY_INTERNAL_COMPILED_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/internal/expr.h"
+#include "policy/policy.h"
+
+namespace gatehouse::policy::internal {
+
+inline constexpr uint32_t kNone = 0xffffffffu;
+
+// Open-addressing string_view -> uint32 map (keys must outlive it). Lookups never allocate.
+class NameMap {
+ public:
+  void Build(const std::vector<std::string_view>& keys);  // value = index in keys
+  uint32_t Find(std::string_view key) const noexcept;      // kNone if absent
+
+ private:
+  static uint64_t Hash(std::string_view s) noexcept;
+  struct Slot {
+    std::string_view key;
+    uint32_t value = kNone;
+  };
+  std::vector<Slot> slots_;
+  uint64_t mask_ = 0;
+};
+
+enum class Scope : uint8_t { kOrg, kWorkspace };
+
+struct ActionDef {
+  std::string_view name;
+  Scope scope;
+};
+
+struct RoleDef {
+  std::string_view name;
+  Scope scope;
+  int64_t rank = 0;
+  std::string_view overlay_org;  // empty: base role; else usable only in that org
+  uint32_t implied = kNone;      // org roles: the workspace role they imply
+  uint32_t grants_begin = 0;     // word offset into CompiledPolicy::grant_words
+};
+
+struct RuleDef {
+  std::string_view id;
+  std::string_view reason;
+  bool deny = false;
+  std::string_view overlay_org;  // empty: applies in every org
+  uint32_t roles_begin = 0;      // into rule_roles
+  uint32_t roles_count = 0;      // 0: any role
+  Program condition;
+};
+
+}  // namespace gatehouse::policy::internal
+
+namespace gatehouse::policy {
+
+class CompiledPolicy {
+ public:
+  // All string_views below point into `strings` or `pool.strings`.
+  std::deque<std::string> strings;
+  std::vector<internal::ActionDef> actions;
+  internal::NameMap action_index;
+  std::vector<internal::RoleDef> roles;
+  internal::NameMap role_index;
+  size_t words_per_set = 0;         // bitset words per role
+  std::vector<uint64_t> grant_words;  // roles.size() * words_per_set
+  std::vector<internal::RuleDef> rules;
+  std::vector<uint32_t> rule_roles;
+  // Per action: rule indices, deny rules first then allow rules, each in policy order.
+  // Action a's denies are rule_list[deny_begin[a] .. allow_begin[a]), allows
+  // [allow_begin[a] .. deny_begin[a+1]).
+  std::vector<uint32_t> deny_begin;   // actions.size() + 1
+  std::vector<uint32_t> allow_begin;  // actions.size()
+  std::vector<uint32_t> rule_list;
+  internal::ProgramPool pool;
+  std::vector<std::string> grant_rule_ids;  // "role:<name>" per role
+  PolicyInfo info;
+
+  std::string_view Intern(std::string_view s) {
+    strings.emplace_back(s);
+    return strings.back();
+  }
+  bool Grants(uint32_t role, uint32_t action) const noexcept {
+    return (grant_words[roles[role].grants_begin + action / 64] >> (action % 64)) & 1u;
+  }
+};
+
+}  // namespace gatehouse::policy
+
+#endif  // GATEHOUSE_POLICY_INTERNAL_COMPILED_H_

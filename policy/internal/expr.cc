@@ -1,0 +1,894 @@
+#include "policy/internal/expr.h"
+
+#include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace gatehouse::policy::internal {
+
+const char* TypeName(Type t) noexcept {
+  switch (t) {
+    case Type::kBool: return "bool";
+    case Type::kInt: return "int";
+    case Type::kDouble: return "double";
+    case Type::kString: return "string";
+    case Type::kList: return "list";
+    case Type::kDyn: return "dyn";
+    case Type::kNull: return "null";
+  }
+  return "?";
+}
+
+std::string_view ProgramPool::Intern(std::string_view s) {
+  strings.emplace_back(s);
+  return strings.back();
+}
+
+namespace {
+
+// ------------------------------------------------------------------------------------------
+// Variables
+// ------------------------------------------------------------------------------------------
+
+struct VarDef {
+  const char* path;
+  Var var;
+  Type type;
+};
+
+constexpr VarDef kVars[] = {
+    {"user.id", Var::kUserId, Type::kString},
+    {"user.email", Var::kUserEmail, Type::kString},
+    {"user.email_verified", Var::kUserEmailVerified, Type::kBool},
+    {"org.id", Var::kOrgId, Type::kString},
+    {"org.plan", Var::kOrgPlan, Type::kString},
+    {"org.status", Var::kOrgStatus, Type::kString},
+    {"org.suspended", Var::kOrgSuspended, Type::kBool},
+    {"org.features", Var::kOrgFeatures, Type::kList},
+    {"org.seats", Var::kOrgSeats, Type::kInt},
+    {"org.members", Var::kOrgMembers, Type::kInt},
+    {"org.pending_invitations", Var::kOrgPendingInvitations, Type::kInt},
+    {"org.members_and_pending", Var::kOrgMembersAndPending, Type::kInt},
+    {"org.workspaces", Var::kOrgWorkspaces, Type::kInt},
+    {"org.workspace_limit", Var::kOrgWorkspaceLimit, Type::kInt},
+    {"org.sso.enabled", Var::kOrgSsoEnabled, Type::kBool},
+    {"org.sso.enforced", Var::kOrgSsoEnforced, Type::kBool},
+    {"org.sso.idp", Var::kOrgSsoIdp, Type::kString},
+    {"org.sso.exempt_roles", Var::kOrgSsoExemptRoles, Type::kList},
+    {"workspace.id", Var::kWorkspaceId, Type::kString},
+    {"membership.org_role", Var::kMemberOrgRole, Type::kString},
+    {"membership.workspace_role", Var::kMemberWorkspaceRole, Type::kString},
+    {"membership.effective_role", Var::kMemberEffectiveRole, Type::kString},
+    {"membership.implied", Var::kMemberImplied, Type::kBool},
+    {"membership.flags", Var::kMemberFlags, Type::kList},
+    {"membership.team", Var::kMemberTeam, Type::kString},
+    {"membership.contact_visibility", Var::kMemberContactVisibility, Type::kString},
+    {"resource.type", Var::kResourceType, Type::kString},
+    {"resource.id", Var::kResourceId, Type::kString},
+    {"action.name", Var::kActionName, Type::kString},
+    {"action.scope", Var::kActionScope, Type::kString},
+    {"context.auth.method", Var::kCtxAuthMethod, Type::kString},
+    {"context.auth.idp", Var::kCtxAuthIdp, Type::kString},
+    {"context.auth.age_s", Var::kCtxAuthAgeS, Type::kInt},
+    {"context.client", Var::kCtxClient, Type::kString},
+};
+
+struct AttrPrefix {
+  const char* prefix;
+  Var var;
+};
+constexpr AttrPrefix kAttrPrefixes[] = {
+    {"user.attrs.", Var::kUserAttr},         {"org.attrs.", Var::kOrgAttr},
+    {"workspace.attrs.", Var::kWorkspaceAttr}, {"resource.attrs.", Var::kResourceAttr},
+    {"context.", Var::kCtxAttr},
+};
+
+// ------------------------------------------------------------------------------------------
+// Lexer
+// ------------------------------------------------------------------------------------------
+
+enum class Tok : uint8_t {
+  kEnd, kIdent, kString, kInt, kDouble, kLParen, kRParen, kLBracket, kRBracket, kComma,
+  kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kNot, kError,
+};
+
+struct Token {
+  Tok kind = Tok::kEnd;
+  size_t offset = 0;
+  std::string text;  // identifier path / decoded string / number text / error message
+};
+
+class Lexer {
+ public:
+  explicit Lexer(std::string_view src) : src_(src) {}
+
+  Token Next() {
+    while (pos_ < src_.size() && std::isspace(static_cast<unsigned char>(src_[pos_]))) ++pos_;
+    Token t;
+    t.offset = pos_;
+    if (pos_ >= src_.size()) return t;
+    char c = src_[pos_];
+    auto two = [&](char next) { return pos_ + 1 < src_.size() && src_[pos_ + 1] == next; };
+    switch (c) {
+      case '(': ++pos_; t.kind = Tok::kLParen; return t;
+      case ')': ++pos_; t.kind = Tok::kRParen; return t;
+      case '[': ++pos_; t.kind = Tok::kLBracket; return t;
+      case ']': ++pos_; t.kind = Tok::kRBracket; return t;
+      case ',': ++pos_; t.kind = Tok::kComma; return t;
+      case '=':
+        if (two('=')) { pos_ += 2; t.kind = Tok::kEq; return t; }
+        return Error(t, "unexpected '=' (did you mean '=='?)");
+      case '!':
+        if (two('=')) { pos_ += 2; t.kind = Tok::kNe; return t; }
+        ++pos_; t.kind = Tok::kNot; return t;
+      case '<':
+        if (two('=')) { pos_ += 2; t.kind = Tok::kLe; return t; }
+        ++pos_; t.kind = Tok::kLt; return t;
+      case '>':
+        if (two('=')) { pos_ += 2; t.kind = Tok::kGe; return t; }
+        ++pos_; t.kind = Tok::kGt; return t;
+      case '&':
+        if (two('&')) { pos_ += 2; t.kind = Tok::kAnd; return t; }
+        return Error(t, "unexpected '&' (did you mean '&&'?)");
+      case '|':
+        if (two('|')) { pos_ += 2; t.kind = Tok::kOr; return t; }
+        return Error(t, "unexpected '|' (did you mean '||'?)");
+      case '"':
+      case '\'':
+        return String(t, c);
+      default:
+        break;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) ||
+        (c == '-' && pos_ + 1 < src_.size() &&
+         std::isdigit(static_cast<unsigned char>(src_[pos_ + 1])))) {
+      size_t start = pos_++;
+      bool is_double = false;
+      while (pos_ < src_.size()) {
+        char d = src_[pos_];
+        if (std::isdigit(static_cast<unsigned char>(d))) {
+          ++pos_;
+        } else if (d == '.' && !is_double) {
+          is_double = true;
+          ++pos_;
+        } else {
+          break;
+        }
+      }
+      t.kind = is_double ? Tok::kDouble : Tok::kInt;
+      t.text = std::string(src_.substr(start, pos_ - start));
+      return t;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      size_t start = pos_;
+      while (pos_ < src_.size()) {
+        char d = src_[pos_];
+        if (std::isalnum(static_cast<unsigned char>(d)) || d == '_' || d == '-') {
+          ++pos_;
+        } else if (d == '.' && pos_ + 1 < src_.size() &&
+                   (std::isalnum(static_cast<unsigned char>(src_[pos_ + 1])) ||
+                    src_[pos_ + 1] == '_')) {
+          ++pos_;
+        } else {
+          break;
+        }
+      }
+      t.kind = Tok::kIdent;
+      t.text = std::string(src_.substr(start, pos_ - start));
+      return t;
+    }
+    return Error(t, std::string("unexpected character '") + c + "'");
+  }
+
+ private:
+  Token Error(Token t, std::string msg) {
+    t.kind = Tok::kError;
+    t.text = std::move(msg);
+    pos_ = src_.size();
+    return t;
+  }
+
+  Token String(Token t, char quote) {
+    ++pos_;
+    std::string out;
+    while (pos_ < src_.size()) {
+      char c = src_[pos_++];
+      if (c == quote) {
+        t.kind = Tok::kString;
+        t.text = std::move(out);
+        return t;
+      }
+      if (c == '\\') {
+        if (pos_ >= src_.size()) break;
+        char e = src_[pos_++];
+        switch (e) {
+          case 'n': out += '\n'; break;
+          case 't': out += '\t'; break;
+          case '\\': out += '\\'; break;
+          case '"': out += '"'; break;
+          case '\'': out += '\''; break;
+          default: return Error(t, std::string("unknown escape '\\") + e + "' in string");
+        }
+        continue;
+      }
+      out += c;
+    }
+    return Error(t, "unterminated string literal");
+  }
+
+  std::string_view src_;
+  size_t pos_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------
+// AST
+// ------------------------------------------------------------------------------------------
+
+enum class NodeKind : uint8_t { kConst, kList, kVar, kHas, kNot, kAnd, kOr, kCmp };
+
+struct Node {
+  NodeKind kind;
+  Type type = Type::kBool;
+  Type elem = Type::kString;  // for lists
+  size_t offset = 0;
+  Op cmp = Op::kEq;
+  Var var = Var::kUserId;
+  uint32_t arg = 0;  // const index / list index / name index
+  int lhs = -1;
+  int rhs = -1;
+};
+
+class Parser {
+ public:
+  Parser(std::string_view src, size_t max_depth, ProgramPool* pool,
+         std::vector<ExprError>* errors)
+      : lex_(src), max_depth_(max_depth), pool_(pool), errors_(errors) {
+    Advance();
+  }
+
+  int ParseAll() {
+    int root = ParseOr(0);
+    if (root < 0) return -1;
+    if (cur_.kind != Tok::kEnd) {
+      Fail(cur_.offset, cur_.kind == Tok::kError ? cur_.text : "unexpected token after expression");
+      return -1;
+    }
+    return root;
+  }
+
+  const std::vector<Node>& nodes() const { return nodes_; }
+
+ private:
+  void Advance() { cur_ = lex_.Next(); }
+
+  void Fail(size_t offset, std::string msg) {
+    if (!failed_) errors_->push_back({offset, std::move(msg)});
+    failed_ = true;
+  }
+
+  int Add(Node n) {
+    nodes_.push_back(n);
+    return static_cast<int>(nodes_.size() - 1);
+  }
+
+  bool CheckDepth(size_t depth, size_t offset) {
+    if (depth > max_depth_) {
+      Fail(offset, "expression nested too deeply (limit " + std::to_string(max_depth_) + ")");
+      return false;
+    }
+    return true;
+  }
+
+  static bool IsBoolish(Type t) { return t == Type::kBool || t == Type::kDyn; }
+
+  int ParseOr(size_t depth) {
+    if (!CheckDepth(depth, cur_.offset)) return -1;
+    int lhs = ParseAnd(depth + 1);
+    while (lhs >= 0 && cur_.kind == Tok::kOr) {
+      size_t off = cur_.offset;
+      Advance();
+      int rhs = ParseAnd(depth + 1);
+      if (rhs < 0) return -1;
+      lhs = Logical(NodeKind::kOr, "||", off, lhs, rhs);
+    }
+    return lhs;
+  }
+
+  int ParseAnd(size_t depth) {
+    if (!CheckDepth(depth, cur_.offset)) return -1;
+    int lhs = ParseUnary(depth + 1);
+    while (lhs >= 0 && cur_.kind == Tok::kAnd) {
+      size_t off = cur_.offset;
+      Advance();
+      int rhs = ParseUnary(depth + 1);
+      if (rhs < 0) return -1;
+      lhs = Logical(NodeKind::kAnd, "&&", off, lhs, rhs);
+    }
+    return lhs;
+  }
+
+  int Logical(NodeKind kind, const char* op, size_t off, int lhs, int rhs) {
+    for (int side : {lhs, rhs}) {
+      if (!IsBoolish(nodes_[side].type)) {
+        Fail(off, std::string("type error: '") + op + "' needs bool operands, got " +
+                      TypeName(nodes_[side].type));
+        return -1;
+      }
+    }
+    Node n{kind};
+    n.offset = off;
+    n.type = Type::kBool;
+    n.lhs = lhs;
+    n.rhs = rhs;
+    return Add(n);
+  }
+
+  int ParseUnary(size_t depth) {
+    if (!CheckDepth(depth, cur_.offset)) return -1;
+    if (cur_.kind == Tok::kNot) {
+      size_t off = cur_.offset;
+      Advance();
+      int operand = ParseUnary(depth + 1);
+      if (operand < 0) return -1;
+      if (!IsBoolish(nodes_[operand].type)) {
+        Fail(off, std::string("type error: '!' needs a bool operand, got ") +
+                      TypeName(nodes_[operand].type));
+        return -1;
+      }
+      Node n{NodeKind::kNot};
+      n.offset = off;
+      n.lhs = operand;
+      return Add(n);
+    }
+    return ParseCmp(depth + 1);
+  }
+
+  static bool IsCmp(Tok t) {
+    return t == Tok::kEq || t == Tok::kNe || t == Tok::kLt || t == Tok::kLe || t == Tok::kGt ||
+           t == Tok::kGe || (t == Tok::kIdent);
+  }
+
+  int ParseCmp(size_t depth) {
+    int lhs = ParsePrimary(depth + 1);
+    if (lhs < 0) return -1;
+    Op op;
+    const char* name;
+    switch (cur_.kind) {
+      case Tok::kEq: op = Op::kEq; name = "=="; break;
+      case Tok::kNe: op = Op::kNe; name = "!="; break;
+      case Tok::kLt: op = Op::kLt; name = "<"; break;
+      case Tok::kLe: op = Op::kLe; name = "<="; break;
+      case Tok::kGt: op = Op::kGt; name = ">"; break;
+      case Tok::kGe: op = Op::kGe; name = ">="; break;
+      case Tok::kIdent:
+        if (cur_.text == "in") {
+          op = Op::kIn;
+          name = "in";
+          break;
+        }
+        Fail(cur_.offset, "unexpected '" + cur_.text + "' (expected an operator)");
+        return -1;
+      default:
+        return lhs;
+    }
+    size_t off = cur_.offset;
+    Advance();
+    int rhs = ParsePrimary(depth + 1);
+    if (rhs < 0) return -1;
+    if (IsCmp(cur_.kind) && (cur_.kind != Tok::kIdent || cur_.text == "in")) {
+      Fail(cur_.offset, "comparisons do not chain; use && and parentheses");
+      return -1;
+    }
+    Type lt = nodes_[lhs].type, rt = nodes_[rhs].type;
+    auto numeric = [](Type t) { return t == Type::kInt || t == Type::kDouble; };
+    auto mismatch = [&]() {
+      Fail(off, std::string("type error: '") + name + "' between " + TypeName(lt) + " and " +
+                    TypeName(rt));
+      return -1;
+    };
+    if (op == Op::kIn) {
+      if (rt != Type::kList) {
+        Fail(off, std::string("type error: right side of 'in' must be a list, got ") +
+                      TypeName(rt));
+        return -1;
+      }
+      if (lt == Type::kList || lt == Type::kNull || lt == Type::kBool) return mismatch();
+      Type elem = nodes_[rhs].elem;
+      if (lt != Type::kDyn && elem != Type::kDyn && lt != elem &&
+          !(numeric(lt) && numeric(elem))) {
+        Fail(off, std::string("type error: 'in' of ") + TypeName(lt) + " in a list of " +
+                      TypeName(elem));
+        return -1;
+      }
+    } else if (op == Op::kEq || op == Op::kNe) {
+      if (lt == Type::kList || rt == Type::kList) {
+        if (lt != Type::kDyn && rt != Type::kDyn) return mismatch();
+      } else if (!(lt == rt || (numeric(lt) && numeric(rt)) || lt == Type::kDyn ||
+                   rt == Type::kDyn || lt == Type::kNull || rt == Type::kNull)) {
+        return mismatch();
+      }
+    } else {
+      bool ok = (numeric(lt) && numeric(rt)) || (lt == Type::kString && rt == Type::kString) ||
+                (lt == Type::kDyn && (numeric(rt) || rt == Type::kString || rt == Type::kDyn)) ||
+                (rt == Type::kDyn && (numeric(lt) || lt == Type::kString));
+      if (!ok) return mismatch();
+    }
+    Node n{NodeKind::kCmp};
+    n.offset = off;
+    n.cmp = op;
+    n.lhs = lhs;
+    n.rhs = rhs;
+    return Add(n);
+  }
+
+  bool ParseLiteral(Value* v, Type* t) {
+    switch (cur_.kind) {
+      case Tok::kString:
+        *v = Value::String(pool_->Intern(cur_.text));
+        *t = Type::kString;
+        break;
+      case Tok::kInt: {
+        int64_t x = 0;
+        auto [p, ec] = std::from_chars(cur_.text.data(), cur_.text.data() + cur_.text.size(), x);
+        if (ec != std::errc()) {
+          Fail(cur_.offset, "integer literal out of range");
+          return false;
+        }
+        *v = Value::Int(x);
+        *t = Type::kInt;
+        break;
+      }
+      case Tok::kDouble:
+        *v = Value::Double(std::strtod(cur_.text.c_str(), nullptr));
+        *t = Type::kDouble;
+        break;
+      case Tok::kIdent:
+        if (cur_.text == "true" || cur_.text == "false") {
+          *v = Value::Bool(cur_.text == "true");
+          *t = Type::kBool;
+          break;
+        }
+        if (cur_.text == "null") {
+          *v = Value::Null();
+          *t = Type::kNull;
+          break;
+        }
+        return false;
+      default:
+        return false;
+    }
+    Advance();
+    return true;
+  }
+
+  int ParsePrimary(size_t depth) {
+    if (!CheckDepth(depth, cur_.offset)) return -1;
+    size_t off = cur_.offset;
+    Value v;
+    Type t;
+    if (ParseLiteral(&v, &t)) {
+      Node n{NodeKind::kConst};
+      n.offset = off;
+      n.type = t;
+      n.arg = static_cast<uint32_t>(pool_->consts.size());
+      pool_->consts.push_back(v);
+      return Add(n);
+    }
+    if (failed_) return -1;
+    switch (cur_.kind) {
+      case Tok::kError:
+        Fail(cur_.offset, cur_.text);
+        return -1;
+      case Tok::kLParen: {
+        Advance();
+        int inner = ParseOr(depth + 1);
+        if (inner < 0) return -1;
+        if (cur_.kind != Tok::kRParen) {
+          Fail(cur_.offset, "expected ')'");
+          return -1;
+        }
+        Advance();
+        return inner;
+      }
+      case Tok::kLBracket:
+        return ParseList(off);
+      case Tok::kIdent:
+        break;
+      case Tok::kEnd:
+        Fail(off, "unexpected end of expression");
+        return -1;
+      default:
+        Fail(off, "expected a value, variable, '(' or '['");
+        return -1;
+    }
+    std::string ident = cur_.text;
+    Advance();
+    if (ident == "has") {
+      if (cur_.kind != Tok::kLParen) {
+        Fail(cur_.offset, "expected '(' after has");
+        return -1;
+      }
+      Advance();
+      if (cur_.kind != Tok::kIdent) {
+        Fail(cur_.offset, "has() takes a variable path");
+        return -1;
+      }
+      size_t voff = cur_.offset;
+      std::string path = cur_.text;
+      Advance();
+      int var = VarNode(path, voff);
+      if (var < 0) return -1;
+      if (cur_.kind != Tok::kRParen) {
+        Fail(cur_.offset, "expected ')'");
+        return -1;
+      }
+      Advance();
+      nodes_[var].kind = NodeKind::kHas;
+      nodes_[var].type = Type::kBool;
+      return var;
+    }
+    return VarNode(ident, off);
+  }
+
+  int VarNode(const std::string& path, size_t off) {
+    for (const VarDef& d : kVars) {
+      if (path == d.path) {
+        Node n{NodeKind::kVar};
+        n.offset = off;
+        n.type = d.type;
+        n.elem = Type::kString;
+        n.var = d.var;
+        n.arg = 0xffffffffu;  // no attr key
+        return Add(n);
+      }
+    }
+    for (const AttrPrefix& p : kAttrPrefixes) {
+      size_t len = std::strlen(p.prefix);
+      if (path.size() > len && path.compare(0, len, p.prefix) == 0) {
+        Node n{NodeKind::kVar};
+        n.offset = off;
+        n.type = Type::kDyn;
+        n.var = p.var;
+        n.arg = static_cast<uint32_t>(pool_->names.size());
+        pool_->names.push_back(pool_->Intern(std::string_view(path).substr(len)));
+        return Add(n);
+      }
+    }
+    Fail(off, "unknown variable '" + path + "'");
+    return -1;
+  }
+
+  int ParseList(size_t off) {
+    Advance();  // '['
+    ListConst lc{static_cast<uint32_t>(pool_->list_items.size()), 0};
+    std::vector<Value> items;
+    Type elem = Type::kDyn;
+    bool first = true;
+    while (cur_.kind != Tok::kRBracket) {
+      if (!first) {
+        if (cur_.kind != Tok::kComma) {
+          Fail(cur_.offset, "expected ',' or ']' in list");
+          return -1;
+        }
+        Advance();
+      }
+      size_t item_off = cur_.offset;
+      Value v;
+      Type t;
+      if (!ParseLiteral(&v, &t)) {
+        if (!failed_) Fail(item_off, "list elements must be literals");
+        return -1;
+      }
+      if (t == Type::kNull || t == Type::kBool) {
+        Fail(item_off, std::string("list elements must be strings or numbers, got ") +
+                           TypeName(t));
+        return -1;
+      }
+      if (first) {
+        elem = t;
+      } else if (t != elem && !((t == Type::kInt || t == Type::kDouble) &&
+                                (elem == Type::kInt || elem == Type::kDouble))) {
+        Fail(item_off, std::string("list elements must all have one type (") + TypeName(elem) +
+                           " and " + TypeName(t) + ")");
+        return -1;
+      }
+      if (items.size() >= kMaxListItems) {
+        Fail(item_off, "list literal too long (limit " + std::to_string(kMaxListItems) + ")");
+        return -1;
+      }
+      items.push_back(v);
+      first = false;
+    }
+    Advance();  // ']'
+    for (const Value& v : items) pool_->list_items.push_back(v);
+    lc.count = static_cast<uint32_t>(items.size());
+    Node n{NodeKind::kList};
+    n.offset = off;
+    n.type = Type::kList;
+    n.elem = elem;
+    n.arg = static_cast<uint32_t>(pool_->lists.size());
+    pool_->lists.push_back(lc);
+    return Add(n);
+  }
+
+  Lexer lex_;
+  Token cur_;
+  size_t max_depth_;
+  ProgramPool* pool_;
+  std::vector<ExprError>* errors_;
+  std::vector<Node> nodes_;
+  bool failed_ = false;
+};
+
+// Emits code for node `i`; returns the stack depth it needs.
+size_t Emit(const std::vector<Node>& nodes, int i, std::vector<Instr>* code) {
+  const Node& n = nodes[i];
+  switch (n.kind) {
+    case NodeKind::kConst:
+      code->push_back({Op::kConst, Var::kUserId, n.arg});
+      return 1;
+    case NodeKind::kList:
+      code->push_back({Op::kList, Var::kUserId, n.arg});
+      return 1;
+    case NodeKind::kVar:
+      code->push_back({Op::kVar, n.var, n.arg});
+      return 1;
+    case NodeKind::kHas:
+      code->push_back({Op::kHas, n.var, n.arg});
+      return 1;
+    case NodeKind::kNot: {
+      size_t d = Emit(nodes, n.lhs, code);
+      code->push_back({Op::kNot, Var::kUserId, 0});
+      return d;
+    }
+    case NodeKind::kAnd:
+    case NodeKind::kOr: {
+      size_t d1 = Emit(nodes, n.lhs, code);
+      code->push_back({Op::kToBool, Var::kUserId, 0});
+      size_t jump = code->size();
+      code->push_back({n.kind == NodeKind::kAnd ? Op::kJumpIfFalse : Op::kJumpIfTrue,
+                       Var::kUserId, 0});
+      code->push_back({Op::kPop, Var::kUserId, 0});
+      size_t d2 = Emit(nodes, n.rhs, code);
+      code->push_back({Op::kToBool, Var::kUserId, 0});
+      (*code)[jump].arg = static_cast<uint32_t>(code->size());
+      return d1 > d2 ? d1 : d2;
+    }
+    case NodeKind::kCmp: {
+      size_t d1 = Emit(nodes, n.lhs, code);
+      size_t d2 = Emit(nodes, n.rhs, code) + 1;
+      code->push_back({n.cmp, Var::kUserId, 0});
+      return d1 > d2 ? d1 : d2;
+    }
+  }
+  return 1;
+}
+
+}  // namespace
+
+bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
+                 std::vector<ExprError>* errors) {
+  if (text.size() > kMaxExprBytes) {
+    errors->push_back({0, "expression too long (" + std::to_string(text.size()) +
+                              " bytes, limit " + std::to_string(kMaxExprBytes) + ")"});
+    return false;
+  }
+  Parser parser(text, max_depth, pool, errors);
+  int root = parser.ParseAll();
+  if (root < 0) return false;
+  const Node& r = parser.nodes()[root];
+  if (r.type != Type::kBool && r.type != Type::kDyn) {
+    errors->push_back({r.offset, std::string("type error: a condition must be bool, got ") +
+                                     TypeName(r.type)});
+    return false;
+  }
+  // Emit into a local buffer with absolute jump targets relative to the final position.
+  std::vector<Instr> code;
+  size_t depth = Emit(parser.nodes(), root, &code);
+  if (depth > kMaxStack) {
+    errors->push_back({0, "expression needs too much stack"});
+    return false;
+  }
+  uint32_t base = static_cast<uint32_t>(pool->code.size());
+  for (Instr& in : code) {
+    if (in.op == Op::kJumpIfFalse || in.op == Op::kJumpIfTrue) in.arg += base;
+    pool->code.push_back(in);
+  }
+  out->begin = base;
+  out->size = static_cast<uint32_t>(code.size());
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------
+// Run
+// ------------------------------------------------------------------------------------------
+
+namespace {
+
+RtValue FromValue(const Value& v) noexcept {
+  RtValue r;
+  switch (v.kind) {
+    case Value::Kind::kMissing: r.kind = RtValue::Kind::kMissing; break;
+    case Value::Kind::kNull: r.kind = RtValue::Kind::kNull; break;
+    case Value::Kind::kBool: r.kind = RtValue::Kind::kBool; r.b = v.b; break;
+    case Value::Kind::kInt: r.kind = RtValue::Kind::kInt; r.i = v.i; break;
+    case Value::Kind::kDouble: r.kind = RtValue::Kind::kDouble; r.d = v.d; break;
+    case Value::Kind::kString: r.kind = RtValue::Kind::kString; r.s = v.s; break;
+  }
+  return r;
+}
+
+bool IsNum(const RtValue& v) noexcept {
+  return v.kind == RtValue::Kind::kInt || v.kind == RtValue::Kind::kDouble;
+}
+double AsDouble(const RtValue& v) noexcept {
+  return v.kind == RtValue::Kind::kInt ? static_cast<double>(v.i) : v.d;
+}
+
+// Three-way compare; returns false if not comparable.
+bool Cmp3(const RtValue& a, const RtValue& b, int* out) noexcept {
+  if (a.kind == RtValue::Kind::kInt && b.kind == RtValue::Kind::kInt) {
+    *out = a.i < b.i ? -1 : (a.i > b.i ? 1 : 0);
+    return true;
+  }
+  if (IsNum(a) && IsNum(b)) {
+    double x = AsDouble(a), y = AsDouble(b);
+    if (x != x || y != y) return false;  // NaN
+    *out = x < y ? -1 : (x > y ? 1 : 0);
+    return true;
+  }
+  if (a.kind == RtValue::Kind::kString && b.kind == RtValue::Kind::kString) {
+    int c = a.s.compare(b.s);
+    *out = c < 0 ? -1 : (c > 0 ? 1 : 0);
+    return true;
+  }
+  return false;
+}
+
+bool Equal(const RtValue& a, const RtValue& b) noexcept {
+  if (a.kind == RtValue::Kind::kNull || b.kind == RtValue::Kind::kNull) {
+    return a.kind == b.kind;
+  }
+  if (a.kind == RtValue::Kind::kBool && b.kind == RtValue::Kind::kBool) return a.b == b.b;
+  int c;
+  return Cmp3(a, b, &c) && c == 0;
+}
+
+bool Compare(Op op, const RtValue& a, const RtValue& b) noexcept {
+  if (a.kind == RtValue::Kind::kMissing || b.kind == RtValue::Kind::kMissing) {
+    return op == Op::kNe;
+  }
+  switch (op) {
+    case Op::kEq: return Equal(a, b);
+    case Op::kNe: return !Equal(a, b);
+    default: break;
+  }
+  int c;
+  if (!Cmp3(a, b, &c)) return false;
+  switch (op) {
+    case Op::kLt: return c < 0;
+    case Op::kLe: return c <= 0;
+    case Op::kGt: return c > 0;
+    case Op::kGe: return c >= 0;
+    default: return false;
+  }
+}
+
+bool In(const RtValue& a, const RtValue& list) noexcept {
+  if (a.kind == RtValue::Kind::kMissing) return false;
+  if (list.kind == RtValue::Kind::kStrList) {
+    if (a.kind != RtValue::Kind::kString) return false;
+    for (uint32_t k = 0; k < list.n; ++k) {
+      if (list.strs[k] == a.s) return true;
+    }
+    return false;
+  }
+  if (list.kind == RtValue::Kind::kValList) {
+    for (uint32_t k = 0; k < list.n; ++k) {
+      if (Equal(a, FromValue(list.vals[k]))) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept {
+  if (program.size == 0) return true;
+  // Uninitialized slots: default-constructing kMaxStack values per run would cost more than the
+  // program. Every slot is assigned (trivially) before it is read.
+  union Slot {
+    Slot() {}
+    RtValue v;
+  };
+  Slot slots[kMaxStack];
+  struct StackView {
+    Slot* s;
+    RtValue& operator[](size_t k) noexcept { return s[k].v; }
+  } stack{slots};
+  size_t sp = 0;
+  const Instr* code = pool.code.data();
+  uint32_t pc = program.begin;
+  const uint32_t end = program.begin + program.size;
+  while (pc < end) {
+    const Instr& in = code[pc++];
+    switch (in.op) {
+      case Op::kConst:
+        stack[sp++] = FromValue(pool.consts[in.arg]);
+        break;
+      case Op::kList: {
+        const ListConst& lc = pool.lists[in.arg];
+        RtValue v;
+        v.kind = RtValue::Kind::kValList;
+        v.vals = pool.list_items.data() + lc.begin;
+        v.n = lc.count;
+        stack[sp++] = v;
+        break;
+      }
+      case Op::kVar:
+      case Op::kHas: {
+        RtValue v;
+        std::string_view key;
+        if (in.arg < pool.names.size()) key = pool.names[in.arg];
+        if (!vars.Load(in.var, key, &v)) {
+          *error = true;
+          return false;
+        }
+        if (in.op == Op::kHas) {
+          bool present = v.kind != RtValue::Kind::kMissing;
+          v = RtValue();
+          v.kind = RtValue::Kind::kBool;
+          v.b = present;
+        }
+        stack[sp++] = v;
+        break;
+      }
+      case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: {
+        bool r = Compare(in.op, stack[sp - 2], stack[sp - 1]);
+        --sp;
+        stack[sp - 1] = RtValue();
+        stack[sp - 1].kind = RtValue::Kind::kBool;
+        stack[sp - 1].b = r;
+        break;
+      }
+      case Op::kIn: {
+        bool r = In(stack[sp - 2], stack[sp - 1]);
+        --sp;
+        stack[sp - 1] = RtValue();
+        stack[sp - 1].kind = RtValue::Kind::kBool;
+        stack[sp - 1].b = r;
+        break;
+      }
+      case Op::kNot: {
+        RtValue& t = stack[sp - 1];
+        bool r = t.kind == RtValue::Kind::kBool ? !t.b : false;
+        t = RtValue();
+        t.kind = RtValue::Kind::kBool;
+        t.b = r;
+        break;
+      }
+      case Op::kToBool: {
+        RtValue& t = stack[sp - 1];
+        bool r = t.kind == RtValue::Kind::kBool && t.b;
+        t = RtValue();
+        t.kind = RtValue::Kind::kBool;
+        t.b = r;
+        break;
+      }
+      case Op::kJumpIfFalse:
+        if (!stack[sp - 1].b) pc = in.arg;
+        break;
+      case Op::kJumpIfTrue:
+        if (stack[sp - 1].b) pc = in.arg;
+        break;
+      case Op::kPop:
+        --sp;
+        break;
+    }
+  }
+  return sp == 1 && stack[0].kind == RtValue::Kind::kBool && stack[0].b;
+}
+
+}  // namespace gatehouse::policy::internal

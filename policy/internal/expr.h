@@ -1,0 +1,129 @@
+// Condition expressions: parse + type-check (load time) and the flat program the evaluator runs.
+//
+//   text --ParseAndCompile--> Program (instructions in a shared ProgramPool) --Run--> bool
+//
+// Parsing reports problems as (byte offset into the expression text, message); the loader turns
+// offsets into file:line:col. Run() never allocates or throws: constants and lists are pre-built
+// in the pool and the value stack is a fixed array sized by the compile-time depth limit.
+//
+// Thread-safety: a ProgramPool is immutable after loading and may be shared; Run() uses only
+// its arguments and stack memory.
+#ifndef GATEHOUSE_POLICY_INTERNAL_EXPR_H_
+#define GATEHOUSE_POLICY_INTERNAL_EXPR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/facts.h"
+
+namespace gatehouse::policy::internal {
+
+// Static types of the expression language.
+enum class Type : uint8_t { kBool, kInt, kDouble, kString, kList, kDyn, kNull };
+const char* TypeName(Type t) noexcept;
+
+// Variables the language knows. Attr variables carry a key (index into ProgramPool::names).
+enum class Var : uint8_t {
+  kUserId, kUserEmail, kUserEmailVerified, kUserAttr,
+  kOrgId, kOrgPlan, kOrgStatus, kOrgSuspended, kOrgFeatures, kOrgSeats, kOrgMembers,
+  kOrgPendingInvitations, kOrgMembersAndPending, kOrgWorkspaces, kOrgWorkspaceLimit,
+  kOrgSsoEnabled, kOrgSsoEnforced, kOrgSsoIdp, kOrgSsoExemptRoles, kOrgAttr,
+  kWorkspaceId, kWorkspaceAttr,
+  kMemberOrgRole, kMemberWorkspaceRole, kMemberEffectiveRole, kMemberImplied, kMemberFlags,
+  kMemberTeam, kMemberContactVisibility,
+  kResourceType, kResourceId, kResourceAttr,
+  kActionName, kActionScope,
+  kCtxAuthMethod, kCtxAuthIdp, kCtxAuthAgeS, kCtxClient, kCtxAttr,
+};
+
+enum class Op : uint8_t {
+  kConst,        // push consts[arg]
+  kList,         // push lists[arg]
+  kVar,          // push variable `var` (attr key: names[arg])
+  kHas,          // push bool: variable present
+  kEq, kNe, kLt, kLe, kGt, kGe, kIn,  // pop 2, push bool
+  kNot,          // pop 1, push bool
+  kToBool,       // pop 1, push bool (true iff it was bool true)
+  kJumpIfFalse,  // if top is false: jump to arg (keep top); else fall through
+  kJumpIfTrue,   // if top is true: jump to arg (keep top)
+  kPop,
+};
+
+struct Instr {
+  Op op;
+  Var var;
+  uint32_t arg;
+};
+
+struct ListConst {
+  uint32_t begin;
+  uint32_t count;
+};
+
+// Storage shared by all programs of one compiled policy.
+struct ProgramPool {
+  std::vector<Instr> code;
+  std::vector<Value> consts;
+  std::vector<Value> list_items;
+  std::vector<ListConst> lists;
+  std::vector<std::string_view> names;  // attr keys
+  std::deque<std::string> strings;      // owns every string the views above point to
+
+  std::string_view Intern(std::string_view s);
+};
+
+struct Program {
+  uint32_t begin = 0;
+  uint32_t size = 0;  // 0: no condition (always true)
+};
+
+inline constexpr size_t kMaxStack = 72;
+inline constexpr size_t kMaxExprBytes = 4096;
+inline constexpr size_t kMaxListItems = 256;
+
+struct ExprError {
+  size_t offset;
+  std::string message;
+};
+
+// Parses, type-checks and compiles `text` into pool. Returns true on success; else appends
+// to *errors (possibly several) and leaves pool's code unchanged in meaning (garbage may be
+// appended but no Program refers to it).
+bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
+                 std::vector<ExprError>* errors);
+
+// A runtime value (no ownership: views into facts, request or the pool).
+struct RtValue {
+  enum class Kind : uint8_t { kMissing, kNull, kBool, kInt, kDouble, kString, kStrList, kValList };
+  Kind kind = Kind::kMissing;
+  bool b = false;
+  int64_t i = 0;
+  double d = 0;
+  std::string_view s;
+  const std::string_view* strs = nullptr;
+  const Value* vals = nullptr;
+  uint32_t n = 0;
+};
+
+// Supplies variable values during Run(). Implemented by the evaluator.
+class VarSource {
+ public:
+  // Sets *out; returns false on an internal failure (Facts kError): Run() then returns false
+  // and sets *error.
+  virtual bool Load(Var var, std::string_view key, RtValue* out) noexcept = 0;
+
+ protected:
+  ~VarSource() = default;
+};
+
+// Runs `program`; returns true iff the condition holds. On a facts failure returns false and
+// sets *error = true.
+bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept;
+
+}  // namespace gatehouse::policy::internal
+
+#endif  // GATEHOUSE_POLICY_INTERNAL_EXPR_H_

@@ -1,0 +1,208 @@
+#include "policy/internal/expr.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace gatehouse::policy::internal {
+namespace {
+
+// Variables from a map keyed by "var:key"; absent entries are missing.
+class FakeVars final : public VarSource {
+ public:
+  std::map<std::pair<int, std::string>, RtValue> values;
+  bool fail = false;
+  int loads = 0;
+
+  void Set(Var v, RtValue x, std::string key = "") { values[{static_cast<int>(v), key}] = x; }
+  bool Load(Var var, std::string_view key, RtValue* out) noexcept override {
+    ++loads;
+    if (fail) return false;
+    auto it = values.find({static_cast<int>(var), std::string(key)});
+    *out = it == values.end() ? RtValue() : it->second;
+    return true;
+  }
+};
+
+RtValue S(std::string_view s) {
+  RtValue v;
+  v.kind = RtValue::Kind::kString;
+  v.s = s;
+  return v;
+}
+RtValue I(int64_t i) {
+  RtValue v;
+  v.kind = RtValue::Kind::kInt;
+  v.i = i;
+  return v;
+}
+RtValue B(bool b) {
+  RtValue v;
+  v.kind = RtValue::Kind::kBool;
+  v.b = b;
+  return v;
+}
+
+struct Compiled {
+  ProgramPool pool;
+  Program program;
+  std::vector<ExprError> errors;
+  bool ok;
+  explicit Compiled(std::string_view text, size_t depth = 32)
+      : ok(CompileExpr(text, depth, &pool, &program, &errors)) {}
+  bool Eval(FakeVars& vars) {
+    bool error = false;
+    bool r = internal::Run(pool, program, vars, &error);
+    EXPECT_FALSE(error);
+    return r;
+  }
+};
+
+TEST(ExprTest, ParseErrorsHaveOffsets) {
+  struct Case {
+    const char* text;
+    size_t offset;
+    const char* message;
+  } cases[] = {
+      {"org.suspended &&", 16, "unexpected end of expression"},
+      {"(org.suspended", 14, "expected ')'"},
+      {"org.plan = 'x'", 9, "unexpected '=' (did you mean '=='?)"},
+      {"org.nope", 0, "unknown variable 'org.nope'"},
+      {"org.seats == \"x\"", 10, "type error: '==' between int and string"},
+      {"org.plan", 0, "type error: a condition must be bool, got string"},
+      {"org.seats < 1 < 2", 14, "comparisons do not chain; use && and parentheses"},
+      {"'abc", 0, "unterminated string literal"},
+      {"org.plan in [\"a\", 1]", 18, "list elements must all have one type (string and int)"},
+      {"org.plan in org.seats", 9, "type error: right side of 'in' must be a list, got int"},
+      {"!org.plan", 0, "type error: '!' needs a bool operand, got string"},
+      {"has(\"x\")", 4, "has() takes a variable path"},
+      {"org.features == org.features", 13, "type error: '==' between list and list"},
+      {"org.suspended org.suspended", 14, "unexpected 'org.suspended' (expected an operator)"},
+  };
+  for (const Case& c : cases) {
+    Compiled e(c.text);
+    EXPECT_FALSE(e.ok) << c.text;
+    ASSERT_EQ(e.errors.size(), 1u) << c.text;
+    EXPECT_EQ(e.errors[0].offset, c.offset) << c.text;
+    EXPECT_EQ(e.errors[0].message, c.message) << c.text;
+  }
+}
+
+TEST(ExprTest, DepthAndLengthLimits) {
+  std::string deep(40, '(');
+  deep += "org.suspended";
+  deep += std::string(40, ')');
+  Compiled e(deep, 32);
+  EXPECT_FALSE(e.ok);
+  ASSERT_FALSE(e.errors.empty());
+  EXPECT_NE(e.errors[0].message.find("nested too deeply"), std::string::npos);
+  Compiled shallow("((org.suspended))", 32);
+  EXPECT_TRUE(shallow.ok);
+  std::string big(kMaxExprBytes + 1, ' ');
+  Compiled e2(big + "true");
+  EXPECT_FALSE(e2.ok);
+}
+
+TEST(ExprTest, ComparisonsAndMissingValues) {
+  FakeVars v;
+  v.Set(Var::kOrgSeats, I(10));
+  v.Set(Var::kOrgMembers, I(7));
+  v.Set(Var::kOrgPlan, S("growth"));
+  v.Set(Var::kResourceAttr, S("u1"), "assignee");
+  v.Set(Var::kUserId, S("u1"));
+  EXPECT_TRUE(Compiled("org.members < org.seats").Eval(v));
+  EXPECT_FALSE(Compiled("org.members >= org.seats").Eval(v));
+  EXPECT_TRUE(Compiled("org.seats == 10.0").Eval(v));
+  EXPECT_TRUE(Compiled("org.plan > 'a' && org.plan <= 'growth'").Eval(v));
+  EXPECT_TRUE(Compiled("resource.attrs.assignee == user.id").Eval(v));
+  // Missing: every comparison false except !=.
+  EXPECT_FALSE(Compiled("resource.attrs.team == 't1'").Eval(v));
+  EXPECT_TRUE(Compiled("resource.attrs.team != 't1'").Eval(v));
+  EXPECT_FALSE(Compiled("context.auth.age_s < 100").Eval(v));
+  EXPECT_FALSE(Compiled("context.auth.age_s >= 100").Eval(v));
+  EXPECT_FALSE(Compiled("resource.attrs.team in ['t1']").Eval(v));
+  EXPECT_FALSE(Compiled("has(resource.attrs.team)").Eval(v));
+  EXPECT_TRUE(Compiled("has(resource.attrs.assignee)").Eval(v));
+  EXPECT_TRUE(Compiled("!has(resource.attrs.team) || resource.attrs.team == ''").Eval(v));
+  // Dyn of the wrong run-time type.
+  EXPECT_FALSE(Compiled("resource.attrs.assignee > 3").Eval(v));
+  EXPECT_FALSE(Compiled("resource.attrs.assignee").Eval(v));
+  EXPECT_FALSE(Compiled("!resource.attrs.assignee").Eval(v));
+  v.Set(Var::kResourceAttr, B(true), "flag");
+  EXPECT_TRUE(Compiled("resource.attrs.flag").Eval(v));
+  EXPECT_TRUE(Compiled("resource.attrs.flag == true").Eval(v));
+}
+
+TEST(ExprTest, NullLiteral) {
+  FakeVars v;
+  RtValue null;
+  null.kind = RtValue::Kind::kNull;
+  v.Set(Var::kResourceAttr, null, "x");
+  EXPECT_TRUE(Compiled("resource.attrs.x == null").Eval(v));
+  EXPECT_FALSE(Compiled("resource.attrs.y == null").Eval(v));  // missing is not null
+  EXPECT_TRUE(Compiled("has(resource.attrs.x)").Eval(v));
+}
+
+TEST(ExprTest, InListsAndSetVariables) {
+  FakeVars v;
+  static const std::string_view features[] = {"sso", "webhooks"};
+  RtValue list;
+  list.kind = RtValue::Kind::kStrList;
+  list.strs = features;
+  list.n = 2;
+  v.Set(Var::kOrgFeatures, list);
+  v.Set(Var::kOrgStatus, S("FROZEN"));
+  v.Set(Var::kOrgSeats, I(3));
+  EXPECT_TRUE(Compiled("\"sso\" in org.features").Eval(v));
+  EXPECT_FALSE(Compiled("'api' in org.features").Eval(v));
+  EXPECT_TRUE(Compiled("!('api' in org.features)").Eval(v));
+  EXPECT_TRUE(Compiled("org.status in ['TRIAL_ENDED', 'FROZEN', 'CANCELED']").Eval(v));
+  EXPECT_FALSE(Compiled("org.status in []").Eval(v));
+  EXPECT_TRUE(Compiled("org.seats in [1, 2, 3]").Eval(v));
+}
+
+TEST(ExprTest, ShortCircuitSkipsLoads) {
+  FakeVars v;
+  v.Set(Var::kOrgSuspended, B(false));
+  Compiled e("org.suspended && org.sso.enforced && org.sso.enabled");
+  ASSERT_TRUE(e.ok);
+  EXPECT_FALSE(e.Eval(v));
+  EXPECT_EQ(v.loads, 1);
+  v.loads = 0;
+  v.Set(Var::kOrgSuspended, B(true));
+  Compiled o("org.suspended || org.sso.enforced");
+  EXPECT_TRUE(o.Eval(v));
+  EXPECT_EQ(v.loads, 1);
+}
+
+TEST(ExprTest, PrecedenceNotAndOr) {
+  FakeVars v;
+  v.Set(Var::kOrgSuspended, B(true));
+  v.Set(Var::kOrgSsoEnabled, B(false));
+  v.Set(Var::kOrgSsoEnforced, B(false));
+  // && binds tighter than ||.
+  EXPECT_TRUE(Compiled("org.suspended || org.sso.enabled && org.sso.enforced").Eval(v));
+  EXPECT_FALSE(Compiled("(org.suspended || org.sso.enabled) && org.sso.enforced").Eval(v));
+  EXPECT_FALSE(Compiled("!org.suspended").Eval(v));
+  EXPECT_TRUE(Compiled("!!org.suspended").Eval(v));
+}
+
+TEST(ExprTest, FactsFailureIsReported) {
+  FakeVars v;
+  v.fail = true;
+  Compiled e("org.suspended");
+  bool error = false;
+  EXPECT_FALSE(internal::Run(e.pool, e.program, v, &error));
+  EXPECT_TRUE(error);
+}
+
+TEST(ExprTest, EmptyProgramIsTrue) {
+  ProgramPool pool;
+  FakeVars v;
+  bool error = false;
+  EXPECT_TRUE(internal::Run(pool, Program{}, v, &error));
+}
+
+}  // namespace
+}  // namespace gatehouse::policy::internal

@@ -1,0 +1,95 @@
+// MemoryFacts: a Facts implementation over plain in-memory fixtures — for policy tests
+// (`gatehouse policy test`), unit tests and benchmarks.
+//
+// Usage: fill the public maps, call Finalize() (builds the string_view lists handed to the
+// evaluator), then evaluate. Lookups never allocate. Mutating the maps after Finalize()
+// requires another Finalize().
+//
+// Thread-safety: not thread-safe; one evaluation at a time (like every Facts).
+#ifndef GATEHOUSE_POLICY_MEMORY_FACTS_H_
+#define GATEHOUSE_POLICY_MEMORY_FACTS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/facts.h"
+
+namespace gatehouse::policy {
+
+// An owned scalar (Value with its own string storage).
+struct OwnedValue {
+  Value::Kind kind = Value::Kind::kNull;
+  bool b = false;
+  int64_t i = 0;
+  double d = 0;
+  std::string s;
+  Value View() const;
+};
+using OwnedAttrs = std::map<std::string, OwnedValue, std::less<>>;
+
+class MemoryFacts final : public Facts {
+ public:
+  struct UserRec {
+    std::string email;
+    bool email_verified = false;
+    OwnedAttrs attrs;
+  };
+  struct OrgRec {
+    std::string plan;
+    std::string status = "ACTIVE";
+    bool suspended = false;
+    std::vector<std::string> features;
+    int64_t seats = 100;
+    int64_t member_count = -1;     // -1: members.size()
+    int64_t pending_invitations = 0;
+    int64_t workspace_count = -1;  // -1: number of workspaces of this org
+    int64_t workspace_limit = 10;
+    bool sso_enabled = false;
+    bool sso_enforced = false;
+    std::string sso_idp;
+    std::vector<std::string> sso_exempt_roles{"org_admin", "user_admin"};
+    OwnedAttrs attrs;
+    std::map<std::string, std::string, std::less<>> members;  // user -> org role
+    // Built by Finalize():
+    std::vector<std::string_view> feature_views, exempt_views;
+    int64_t workspaces_counted = 0;
+  };
+  struct WorkspaceMember {
+    std::string role;
+    std::string team;
+    std::vector<std::string> flags;
+    std::string contact_visibility;
+    std::vector<std::string_view> flag_views;  // built by Finalize()
+  };
+  struct WorkspaceRec {
+    std::string org;
+    OwnedAttrs attrs;
+    std::map<std::string, WorkspaceMember, std::less<>> members;
+  };
+
+  std::map<std::string, UserRec, std::less<>> users;
+  std::map<std::string, OrgRec, std::less<>> orgs;
+  std::map<std::string, WorkspaceRec, std::less<>> workspaces;
+  bool fail = false;  // every lookup returns kError (tests of fail-closed behaviour)
+  mutable uint64_t lookups = 0;
+
+  void Finalize();
+
+  Lookup User(std::string_view user, UserFacts* out) noexcept override;
+  Lookup Org(std::string_view org, OrgFacts* out) noexcept override;
+  Lookup Workspace(std::string_view ws, WorkspaceFacts* out) noexcept override;
+  Lookup OrgMembership(std::string_view user, std::string_view org,
+                       OrgMembershipFacts* out) noexcept override;
+  Lookup WorkspaceMembership(std::string_view user, std::string_view ws,
+                             WorkspaceMembershipFacts* out) noexcept override;
+  Lookup Attr(Entity entity, std::string_view id, std::string_view key,
+              Value* out) noexcept override;
+};
+
+}  // namespace gatehouse::policy
+
+#endif  // GATEHOUSE_POLICY_MEMORY_FACTS_H_
