@@ -213,7 +213,10 @@ void StoreImpl::RunBatch(std::vector<Job>& batch) {
     }
   }
   txn.reset();  // aborts if not committed
-  if (cur != start) rev_.store(cur, std::memory_order_release);
+  if (cur != start) {
+    rev_.store(cur, std::memory_order_release);
+    Notify(cur);  // before the callbacks: a writer that sees its result knows watchers were told
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].done) {
       try {
@@ -222,7 +225,6 @@ void StoreImpl::RunBatch(std::vector<Job>& batch) {
       }
     }
   }
-  if (cur != start) Notify(cur);
 }
 
 Status StoreImpl::Import(const std::vector<ImportRecord>& records, ImportStats* stats, size_t batch_size) {
