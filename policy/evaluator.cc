@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "policy/internal/compiled.h"
+#include "policy/internal/expr_run.h"
 #include "policy/policy.h"
 
 namespace gatehouse::policy {
@@ -25,53 +26,20 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
 }
 
 RtValue Str(std::string_view s) noexcept {
-  RtValue v;
-  if (!s.empty()) {
-    v.kind = RtValue::Kind::kString;
-    v.s = s;
-  }
-  return v;
+  return s.empty() ? RtValue() : RtValue::String(s);
 }
-RtValue Int(int64_t i) noexcept {
-  RtValue v;
-  v.kind = RtValue::Kind::kInt;
-  v.i = i;
-  return v;
-}
-RtValue Bool(bool b) noexcept {
-  RtValue v;
-  v.kind = RtValue::Kind::kBool;
-  v.b = b;
-  return v;
-}
-RtValue List(StringList l) noexcept {
-  RtValue v;
-  v.kind = RtValue::Kind::kStrList;
-  v.strs = l.data();
-  v.n = static_cast<uint32_t>(l.size());
-  return v;
-}
-RtValue FromValue(const Value& x) noexcept {
-  RtValue v;
-  switch (x.kind) {
-    case Value::Kind::kMissing: break;
-    case Value::Kind::kNull: v.kind = RtValue::Kind::kNull; break;
-    case Value::Kind::kBool: return Bool(x.b);
-    case Value::Kind::kInt: return Int(x.i);
-    case Value::Kind::kDouble: v.kind = RtValue::Kind::kDouble; v.d = x.d; break;
-    case Value::Kind::kString: v.kind = RtValue::Kind::kString; v.s = x.s; break;
-  }
-  return v;
-}
+RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
+RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
+RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 RtValue FindAttr(AttrList attrs, std::string_view key) noexcept {
   for (const KeyValue& kv : attrs) {
-    if (kv.key == key) return FromValue(kv.value);
+    if (kv.key == key) return RtValue::From(kv.value);
   }
   return RtValue();
 }
 
 // Everything one decision knows about the requester, resolved once per request.
-class Env final : public internal::VarSource {
+class Env final {
  public:
   Env(const CompiledPolicy& p, const Request& r, Facts& f) noexcept
       : policy(p), req(r), facts(f) {}
@@ -108,7 +76,7 @@ class Env final : public internal::VarSource {
     return id;
   }
 
-  bool Load(Var var, std::string_view key, RtValue* out) noexcept override {
+  bool Load(Var var, std::string_view key, RtValue* out) noexcept {
     switch (var) {
       case Var::kUserId: *out = Str(req.user); return true;
       case Var::kUserEmail:
@@ -187,7 +155,7 @@ class Env final : public internal::VarSource {
     Value v;
     Lookup l = facts.Attr(e, id, key, &v);
     if (l == Lookup::kError) return false;
-    *out = l == Lookup::kFound ? FromValue(v) : RtValue();
+    *out = l == Lookup::kFound ? RtValue::From(v) : RtValue();
     return true;
   }
 };
@@ -259,7 +227,7 @@ Decision Decide(Env& env, uint32_t a) noexcept {
       if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
       if (!RuleRolesMatch(env, r, action.scope)) continue;
       bool error = false;
-      bool match = internal::Run(p.pool, r.condition, env, &error);
+      bool match = internal::RunProgram(p.pool, r.condition, env, &error);
       if (error) {
         *d = Deny("internal", r.id);
         return -1;

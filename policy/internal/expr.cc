@@ -1,5 +1,7 @@
 #include "policy/internal/expr.h"
 
+#include "policy/internal/expr_run.h"
+
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -473,7 +475,7 @@ class Parser {
       n.offset = off;
       n.type = t;
       n.arg = static_cast<uint32_t>(pool_->consts.size());
-      pool_->consts.push_back(v);
+      pool_->consts.push_back(RtValue::From(v));
       return Add(n);
     }
     if (failed_) return -1;
@@ -602,7 +604,7 @@ class Parser {
       first = false;
     }
     Advance();  // ']'
-    for (const Value& v : items) pool_->list_items.push_back(v);
+    for (const Value& v : items) pool_->list_items.push_back(RtValue::From(v));
     lc.count = static_cast<uint32_t>(items.size());
     Node n{NodeKind::kList};
     n.offset = off;
@@ -701,194 +703,8 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
   return true;
 }
 
-// ------------------------------------------------------------------------------------------
-// Run
-// ------------------------------------------------------------------------------------------
-
-namespace {
-
-RtValue FromValue(const Value& v) noexcept {
-  RtValue r;
-  switch (v.kind) {
-    case Value::Kind::kMissing: r.kind = RtValue::Kind::kMissing; break;
-    case Value::Kind::kNull: r.kind = RtValue::Kind::kNull; break;
-    case Value::Kind::kBool: r.kind = RtValue::Kind::kBool; r.b = v.b; break;
-    case Value::Kind::kInt: r.kind = RtValue::Kind::kInt; r.i = v.i; break;
-    case Value::Kind::kDouble: r.kind = RtValue::Kind::kDouble; r.d = v.d; break;
-    case Value::Kind::kString: r.kind = RtValue::Kind::kString; r.s = v.s; break;
-  }
-  return r;
-}
-
-bool IsNum(const RtValue& v) noexcept {
-  return v.kind == RtValue::Kind::kInt || v.kind == RtValue::Kind::kDouble;
-}
-double AsDouble(const RtValue& v) noexcept {
-  return v.kind == RtValue::Kind::kInt ? static_cast<double>(v.i) : v.d;
-}
-
-// Three-way compare; returns false if not comparable.
-bool Cmp3(const RtValue& a, const RtValue& b, int* out) noexcept {
-  if (a.kind == RtValue::Kind::kInt && b.kind == RtValue::Kind::kInt) {
-    *out = a.i < b.i ? -1 : (a.i > b.i ? 1 : 0);
-    return true;
-  }
-  if (IsNum(a) && IsNum(b)) {
-    double x = AsDouble(a), y = AsDouble(b);
-    if (x != x || y != y) return false;  // NaN
-    *out = x < y ? -1 : (x > y ? 1 : 0);
-    return true;
-  }
-  if (a.kind == RtValue::Kind::kString && b.kind == RtValue::Kind::kString) {
-    int c = a.s.compare(b.s);
-    *out = c < 0 ? -1 : (c > 0 ? 1 : 0);
-    return true;
-  }
-  return false;
-}
-
-bool Equal(const RtValue& a, const RtValue& b) noexcept {
-  if (a.kind == RtValue::Kind::kNull || b.kind == RtValue::Kind::kNull) {
-    return a.kind == b.kind;
-  }
-  if (a.kind == RtValue::Kind::kBool && b.kind == RtValue::Kind::kBool) return a.b == b.b;
-  int c;
-  return Cmp3(a, b, &c) && c == 0;
-}
-
-bool Compare(Op op, const RtValue& a, const RtValue& b) noexcept {
-  if (a.kind == RtValue::Kind::kMissing || b.kind == RtValue::Kind::kMissing) {
-    return op == Op::kNe;
-  }
-  switch (op) {
-    case Op::kEq: return Equal(a, b);
-    case Op::kNe: return !Equal(a, b);
-    default: break;
-  }
-  int c;
-  if (!Cmp3(a, b, &c)) return false;
-  switch (op) {
-    case Op::kLt: return c < 0;
-    case Op::kLe: return c <= 0;
-    case Op::kGt: return c > 0;
-    case Op::kGe: return c >= 0;
-    default: return false;
-  }
-}
-
-bool In(const RtValue& a, const RtValue& list) noexcept {
-  if (a.kind == RtValue::Kind::kMissing) return false;
-  if (list.kind == RtValue::Kind::kStrList) {
-    if (a.kind != RtValue::Kind::kString) return false;
-    for (uint32_t k = 0; k < list.n; ++k) {
-      if (list.strs[k] == a.s) return true;
-    }
-    return false;
-  }
-  if (list.kind == RtValue::Kind::kValList) {
-    for (uint32_t k = 0; k < list.n; ++k) {
-      if (Equal(a, FromValue(list.vals[k]))) return true;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept {
-  if (program.size == 0) return true;
-  // Uninitialized slots: default-constructing kMaxStack values per run would cost more than the
-  // program. Every slot is assigned (trivially) before it is read.
-  union Slot {
-    Slot() {}
-    RtValue v;
-  };
-  Slot slots[kMaxStack];
-  struct StackView {
-    Slot* s;
-    RtValue& operator[](size_t k) noexcept { return s[k].v; }
-  } stack{slots};
-  size_t sp = 0;
-  const Instr* code = pool.code.data();
-  uint32_t pc = program.begin;
-  const uint32_t end = program.begin + program.size;
-  while (pc < end) {
-    const Instr& in = code[pc++];
-    switch (in.op) {
-      case Op::kConst:
-        stack[sp++] = FromValue(pool.consts[in.arg]);
-        break;
-      case Op::kList: {
-        const ListConst& lc = pool.lists[in.arg];
-        RtValue v;
-        v.kind = RtValue::Kind::kValList;
-        v.vals = pool.list_items.data() + lc.begin;
-        v.n = lc.count;
-        stack[sp++] = v;
-        break;
-      }
-      case Op::kVar:
-      case Op::kHas: {
-        RtValue v;
-        std::string_view key;
-        if (in.arg < pool.names.size()) key = pool.names[in.arg];
-        if (!vars.Load(in.var, key, &v)) {
-          *error = true;
-          return false;
-        }
-        if (in.op == Op::kHas) {
-          bool present = v.kind != RtValue::Kind::kMissing;
-          v = RtValue();
-          v.kind = RtValue::Kind::kBool;
-          v.b = present;
-        }
-        stack[sp++] = v;
-        break;
-      }
-      case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: {
-        bool r = Compare(in.op, stack[sp - 2], stack[sp - 1]);
-        --sp;
-        stack[sp - 1] = RtValue();
-        stack[sp - 1].kind = RtValue::Kind::kBool;
-        stack[sp - 1].b = r;
-        break;
-      }
-      case Op::kIn: {
-        bool r = In(stack[sp - 2], stack[sp - 1]);
-        --sp;
-        stack[sp - 1] = RtValue();
-        stack[sp - 1].kind = RtValue::Kind::kBool;
-        stack[sp - 1].b = r;
-        break;
-      }
-      case Op::kNot: {
-        RtValue& t = stack[sp - 1];
-        bool r = t.kind == RtValue::Kind::kBool ? !t.b : false;
-        t = RtValue();
-        t.kind = RtValue::Kind::kBool;
-        t.b = r;
-        break;
-      }
-      case Op::kToBool: {
-        RtValue& t = stack[sp - 1];
-        bool r = t.kind == RtValue::Kind::kBool && t.b;
-        t = RtValue();
-        t.kind = RtValue::Kind::kBool;
-        t.b = r;
-        break;
-      }
-      case Op::kJumpIfFalse:
-        if (!stack[sp - 1].b) pc = in.arg;
-        break;
-      case Op::kJumpIfTrue:
-        if (stack[sp - 1].b) pc = in.arg;
-        break;
-      case Op::kPop:
-        --sp;
-        break;
-    }
-  }
-  return sp == 1 && stack[0].kind == RtValue::Kind::kBool && stack[0].b;
+  return RunProgram(pool, program, vars, error);
 }
 
 }  // namespace gatehouse::policy::internal

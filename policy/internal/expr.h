@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,11 +65,70 @@ struct ListConst {
   uint32_t count;
 };
 
+// A runtime value (16 bytes, no ownership: views into facts, the request or the pool).
+struct RtValue {
+  enum class Kind : uint8_t { kMissing, kNull, kBool, kInt, kDouble, kString, kStrList, kValList };
+  Kind kind = Kind::kMissing;
+  bool b = false;
+  uint32_t n = 0;  // string length / list length
+  union {
+    int64_t i = 0;
+    double d;
+    const char* str;
+    const std::string_view* strs;
+    const RtValue* vals;
+  };
+
+  std::string_view s() const noexcept { return std::string_view(str, n); }
+
+  static RtValue Null() noexcept { RtValue v; v.kind = Kind::kNull; return v; }
+  static RtValue Bool(bool x) noexcept { RtValue v; v.kind = Kind::kBool; v.b = x; return v; }
+  static RtValue Int(int64_t x) noexcept { RtValue v; v.kind = Kind::kInt; v.i = x; return v; }
+  static RtValue Double(double x) noexcept {
+    RtValue v;
+    v.kind = Kind::kDouble;
+    v.d = x;
+    return v;
+  }
+  static RtValue String(std::string_view x) noexcept {
+    RtValue v;
+    v.kind = Kind::kString;
+    v.str = x.data();
+    v.n = static_cast<uint32_t>(x.size());
+    return v;
+  }
+  static RtValue StrList(std::span<const std::string_view> l) noexcept {
+    RtValue v;
+    v.kind = Kind::kStrList;
+    v.strs = l.data();
+    v.n = static_cast<uint32_t>(l.size());
+    return v;
+  }
+  static RtValue ValList(const RtValue* items, uint32_t count) noexcept {
+    RtValue v;
+    v.kind = Kind::kValList;
+    v.vals = items;
+    v.n = count;
+    return v;
+  }
+  static RtValue From(const Value& x) noexcept {
+    switch (x.kind) {
+      case Value::Kind::kMissing: return RtValue();
+      case Value::Kind::kNull: return Null();
+      case Value::Kind::kBool: return Bool(x.b);
+      case Value::Kind::kInt: return Int(x.i);
+      case Value::Kind::kDouble: return Double(x.d);
+      case Value::Kind::kString: return String(x.s);
+    }
+    return RtValue();
+  }
+};
+
 // Storage shared by all programs of one compiled policy.
 struct ProgramPool {
   std::vector<Instr> code;
-  std::vector<Value> consts;
-  std::vector<Value> list_items;
+  std::vector<RtValue> consts;
+  std::vector<RtValue> list_items;
   std::vector<ListConst> lists;
   std::vector<std::string_view> names;  // attr keys
   std::deque<std::string> strings;      // owns every string the views above point to
@@ -96,19 +156,6 @@ struct ExprError {
 bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
                  std::vector<ExprError>* errors);
 
-// A runtime value (no ownership: views into facts, request or the pool).
-struct RtValue {
-  enum class Kind : uint8_t { kMissing, kNull, kBool, kInt, kDouble, kString, kStrList, kValList };
-  Kind kind = Kind::kMissing;
-  bool b = false;
-  int64_t i = 0;
-  double d = 0;
-  std::string_view s;
-  const std::string_view* strs = nullptr;
-  const Value* vals = nullptr;
-  uint32_t n = 0;
-};
-
 // Supplies variable values during Run(). Implemented by the evaluator.
 class VarSource {
  public:
@@ -121,7 +168,7 @@ class VarSource {
 };
 
 // Runs `program`; returns true iff the condition holds. On a facts failure returns false and
-// sets *error = true.
+// sets *error = true. (The evaluator uses the inlined template RunProgram in expr_run.h.)
 bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept;
 
 }  // namespace gatehouse::policy::internal

@@ -25,24 +25,9 @@ class FakeVars final : public VarSource {
   }
 };
 
-RtValue S(std::string_view s) {
-  RtValue v;
-  v.kind = RtValue::Kind::kString;
-  v.s = s;
-  return v;
-}
-RtValue I(int64_t i) {
-  RtValue v;
-  v.kind = RtValue::Kind::kInt;
-  v.i = i;
-  return v;
-}
-RtValue B(bool b) {
-  RtValue v;
-  v.kind = RtValue::Kind::kBool;
-  v.b = b;
-  return v;
-}
+RtValue S(std::string_view s) { return RtValue::String(s); }
+RtValue I(int64_t i) { return RtValue::Int(i); }
+RtValue B(bool b) { return RtValue::Bool(b); }
 
 struct Compiled {
   ProgramPool pool;
@@ -136,9 +121,7 @@ TEST(ExprTest, ComparisonsAndMissingValues) {
 
 TEST(ExprTest, NullLiteral) {
   FakeVars v;
-  RtValue null;
-  null.kind = RtValue::Kind::kNull;
-  v.Set(Var::kResourceAttr, null, "x");
+  v.Set(Var::kResourceAttr, RtValue::Null(), "x");
   EXPECT_TRUE(Compiled("resource.attrs.x == null").Eval(v));
   EXPECT_FALSE(Compiled("resource.attrs.y == null").Eval(v));  // missing is not null
   EXPECT_TRUE(Compiled("has(resource.attrs.x)").Eval(v));
@@ -147,11 +130,7 @@ TEST(ExprTest, NullLiteral) {
 TEST(ExprTest, InListsAndSetVariables) {
   FakeVars v;
   static const std::string_view features[] = {"sso", "webhooks"};
-  RtValue list;
-  list.kind = RtValue::Kind::kStrList;
-  list.strs = features;
-  list.n = 2;
-  v.Set(Var::kOrgFeatures, list);
+  v.Set(Var::kOrgFeatures, RtValue::StrList(features));
   v.Set(Var::kOrgStatus, S("FROZEN"));
   v.Set(Var::kOrgSeats, I(3));
   EXPECT_TRUE(Compiled("\"sso\" in org.features").Eval(v));
