@@ -196,6 +196,28 @@ class LmdbWriteKv : public KvTxn {
     }
     return true;
   }
+  bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs) override {
+    if (kvs.empty()) return true;
+    MDB_cursor* c = nullptr;
+    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    if (rc != 0) {
+      err_ = true;
+      return false;
+    }
+    // Append (dense pages, no search) iff the whole run sorts after the table's last key.
+    MDB_val lk, lv;
+    rc = mdb_cursor_get(c, &lk, &lv, MDB_LAST);
+    const bool append = rc == MDB_NOTFOUND || (rc == 0 && View(lk) < std::string_view(kvs.front().first));
+    rc = 0;
+    for (const auto& [key, value] : kvs) {
+      MDB_val k = Val(key), v = Val(value);
+      rc = mdb_cursor_put(c, &k, &v, append ? MDB_APPEND : 0);
+      if (rc != 0) break;
+    }
+    mdb_cursor_close(c);
+    if (rc != 0) err_ = true;
+    return rc == 0;
+  }
   bool AppendChange(uint64_t rev, std::string_view json) override {
     char buf[8];
     internal::EncodeBigEndian64(buf, rev);

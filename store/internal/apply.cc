@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <numeric>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/internal/coding.h"
@@ -1174,17 +1175,31 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
     if (!c.LoadWs(id, &r)) return nullptr;
     return &wss.emplace(id, std::move(r)).first->second;
   };
-  auto user_exists = [&](const std::string& id) {
-    std::string_view k, v;
-    return txn.Get(Table::kUsers, id, &k, &v);
+  // Puts are staged per table and written at the end in key order (each B-tree page is
+  // dirtied once per batch; appends when the batch sorts after the table's last key).
+  std::vector<std::pair<std::string, std::string>> staged[kTableCount];
+  std::unordered_set<std::string> staged_keys[kTableCount];
+  auto put = [&](Table t, std::string k, std::string v) {
+    const int i = static_cast<int>(t);
+    if (t == Table::kUsers || t == Table::kEmails || t == Table::kOrgMembers || t == Table::kWsMembers) {
+      staged_keys[i].insert(k);
+    }
+    staged[i].emplace_back(std::move(k), std::move(v));
   };
+  auto has = [&](Table t, const std::string& k) {
+    if (staged_keys[static_cast<int>(t)].count(k)) return true;
+    std::string_view a, b;
+    return txn.Get(t, k, &a, &b);
+  };
+  auto user_exists = [&](const std::string& id) { return has(Table::kUsers, id); };
   uint64_t members = 0;
   std::string key;
   for (uint32_t idx : order) {
     const ImportRecord& rec = recs[idx];
     const WriteRequest& f = rec.fields;
-    const std::string where = "import record " + std::to_string(idx) + ": ";
-    auto fail = [&](const Status& s) { return Status(s.code(), where + s.message(), s.invariant()); };
+    auto fail = [&](const Status& s) {
+      return Status(s.code(), "import record " + std::to_string(idx) + ": " + s.message(), s.invariant());
+    };
     std::string_view k, v;
     switch (rec.kind) {
       case ImportRecord::Kind::kUser: {
@@ -1193,14 +1208,14 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!s.ok()) return fail(s);
         if (user_exists(f.user)) return fail(Conflict("user " + Q(f.user) + " already exists"));
         const std::string lower = AsciiLower(f.email);
-        if (txn.Get(Table::kEmails, lower, &k, &v)) return fail(Conflict("field 'email': " + Q(f.email) + " is already registered"));
+        if (has(Table::kEmails, lower)) return fail(Conflict("field 'email': " + Q(f.email) + " is already registered"));
         UserRec u{f.user, f.email, rec.email_verified, 1, 0};
         if (f.allowance) {
           if (*f.allowance < 0 || *f.allowance > kMaxAllowance) return fail(Bad("field 'allowance' out of range"));
           u.allowance = static_cast<uint32_t>(*f.allowance);
         }
-        txn.Put(Table::kUsers, u.id, EncodeUser(u));
-        txn.Put(Table::kEmails, lower, u.id);
+        put(Table::kUsers, u.id, EncodeUser(u));
+        put(Table::kEmails, lower, u.id);
         break;
       }
       case ImportRecord::Kind::kOrg: {
@@ -1241,9 +1256,9 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!org) return fail(NotFound("org " + Q(f.org) + " not found"));
         if (!user_exists(f.user)) return fail(NotFound("user " + Q(f.user) + " not found"));
         key = KP2(f.org, f.user);
-        if (txn.Get(Table::kOrgMembers, key, &k, &v)) return fail(Conflict("user " + Q(f.user) + " is already a member of org " + Q(f.org)));
-        txn.Put(Table::kOrgMembers, key, EncodeOrgMember(OrgMemberRec{f.user, f.org, f.role}));
-        txn.Put(Table::kUserOrgs, KP2(f.user, f.org), {});
+        if (has(Table::kOrgMembers, key)) return fail(Conflict("user " + Q(f.user) + " is already a member of org " + Q(f.org)));
+        put(Table::kOrgMembers, key, EncodeOrgMember(OrgMemberRec{f.user, f.org, f.role}));
+        put(Table::kUserOrgs, KP2(f.user, f.org), {});
         ++org->members;
         if (f.role == "org_admin") ++org->admins;
         ++members;
@@ -1260,7 +1275,7 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         }
         WorkspaceRec w{f.workspace, f.org, f.name.empty() ? f.workspace : f.name, {}, 0};
         if (f.attrs) w.attrs = EncodeAttrs(*f.attrs);
-        txn.Put(Table::kOrgWorkspaces, KP2(f.org, f.workspace), {});
+        put(Table::kOrgWorkspaces, KP2(f.org, f.workspace), {});
         wss.emplace(w.id, std::move(w));
         ++org->workspaces;
         break;
@@ -1272,26 +1287,32 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!s.ok()) return fail(s);
         WorkspaceRec* ws = ws_of(f.workspace);
         if (!ws) return fail(NotFound("workspace " + Q(f.workspace) + " not found"));
-        if (!txn.Get(Table::kOrgMembers, KP2(ws->org, f.user), &k, &v)) {
+        if (!has(Table::kOrgMembers, KP2(ws->org, f.user))) {
           return fail(Conflict("user " + Q(f.user) + " is not a member of org " + Q(ws->org), 3));
         }
         key = KP2(f.workspace, f.user);
-        if (txn.Get(Table::kWsMembers, key, &k, &v)) return fail(Conflict("user " + Q(f.user) + " is already a member of workspace " + Q(f.workspace)));
+        if (has(Table::kWsMembers, key)) return fail(Conflict("user " + Q(f.user) + " is already a member of workspace " + Q(f.workspace)));
         WsMemberRec m{f.user, f.workspace, ws->org, {}, {}, {}, {}};
         s = ApplyRoleAndRestrictions(o, f.role, f.restrictions, &m);
         if (!s.ok()) return fail(s);
         m.team = f.team;
-        txn.Put(Table::kWsMembers, key, EncodeWsMember(m));
-        txn.Put(Table::kUserWorkspaces, KP3(f.user, ws->org, f.workspace), {});
+        put(Table::kWsMembers, key, EncodeWsMember(m));
+        put(Table::kUserWorkspaces, KP3(f.user, ws->org, f.workspace), {});
         ++ws->members;
         ++members;
         break;
       }
     }
-    if (c.failed()) return Internal(where + "storage error");
+    if (c.failed()) return Internal("import record " + std::to_string(idx) + ": storage error");
   }
-  for (auto& [id, w] : wss) txn.Put(Table::kWorkspaces, id, EncodeWorkspace(w));
-  for (auto& [id, org] : orgs) txn.Put(Table::kOrgs, id, EncodeOrg(org));
+  for (auto& [id, w] : wss) put(Table::kWorkspaces, id, EncodeWorkspace(w));
+  for (auto& [id, org] : orgs) put(Table::kOrgs, id, EncodeOrg(org));
+  for (int i = 0; i < kTableCount; ++i) {
+    auto& v = staged[i];
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (!txn.PutSorted(static_cast<Table>(i), v)) return Internal("storage error during import");
+  }
   std::string args = "{\"records\":" + std::to_string(n) + ",\"memberships\":" + std::to_string(members) + "}";
   if (!txn.AppendChange(rev, ChangeJson(rev, "import", {}, now, args, {}))) return Internal("storage error writing the change record");
   if (c.failed()) return Internal("storage error during import");

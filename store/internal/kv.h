@@ -13,7 +13,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace gatehouse::store::internal {
 
@@ -60,6 +63,13 @@ class KvTxn : public KvRead {
   virtual bool Put(Table t, std::string_view key, std::string_view value) = 0;
   // Deleting an absent key is not an error.
   virtual bool Del(Table t, std::string_view key) = 0;
+  // Puts many entries, REQUIRES: sorted by key, no duplicates. Backends may append fast.
+  virtual bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs) {
+    for (const auto& [k, v] : kvs) {
+      if (!Put(t, k, v)) return false;
+    }
+    return true;
+  }
   // Appends the change record of revision rev (rev > every earlier one).
   virtual bool AppendChange(uint64_t rev, std::string_view json) = 0;
 
