@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,14 @@ struct OwnedValue {
   Value View() const;
 };
 using OwnedAttrs = std::map<std::string, OwnedValue, std::less<>>;
+
+// Transparent string hash: lookups by string_view without building a std::string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 class MemoryFacts final : public Facts {
  public:
@@ -53,7 +62,7 @@ class MemoryFacts final : public Facts {
     std::string sso_idp;
     std::vector<std::string> sso_exempt_roles{"org_admin", "user_admin"};
     OwnedAttrs attrs;
-    std::map<std::string, std::string, std::less<>> members;  // user -> org role
+    StringMap<std::string> members;  // user -> org role
     // Built by Finalize():
     std::vector<std::string_view> feature_views, exempt_views;
     int64_t workspaces_counted = 0;
@@ -68,12 +77,12 @@ class MemoryFacts final : public Facts {
   struct WorkspaceRec {
     std::string org;
     OwnedAttrs attrs;
-    std::map<std::string, WorkspaceMember, std::less<>> members;
+    StringMap<WorkspaceMember> members;
   };
 
-  std::map<std::string, UserRec, std::less<>> users;
-  std::map<std::string, OrgRec, std::less<>> orgs;
-  std::map<std::string, WorkspaceRec, std::less<>> workspaces;
+  StringMap<UserRec> users;
+  StringMap<OrgRec> orgs;
+  StringMap<WorkspaceRec> workspaces;
   bool fail = false;  // every lookup returns kError (tests of fail-closed behaviour)
   mutable uint64_t lookups = 0;
 

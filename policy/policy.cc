@@ -1,6 +1,8 @@
 // Small pieces of the public API that are neither loading nor evaluation.
 #include "policy/policy.h"
 
+#include <cstring>
+
 #include "policy/internal/compiled.h"
 
 namespace gatehouse::policy {
@@ -20,10 +22,22 @@ PolicyInfo Info(const CompiledPolicy& policy) { return policy.info; }
 namespace internal {
 
 uint64_t NameMap::Hash(std::string_view s) noexcept {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
+  // 8 bytes at a time, multiply-xorshift mixing (names are short; this is on the request path).
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ s.size();
+  const char* p = s.data();
+  size_t n = s.size();
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
   }
   return h ^ (h >> 29);
 }

@@ -228,14 +228,16 @@ class Lexer {
 // AST
 // ------------------------------------------------------------------------------------------
 
+enum class AstOp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe, kIn };
+
 enum class NodeKind : uint8_t { kConst, kList, kVar, kHas, kNot, kAnd, kOr, kCmp };
 
-struct Node {
+struct AstNode {
   NodeKind kind;
   Type type = Type::kBool;
   Type elem = Type::kString;  // for lists
   size_t offset = 0;
-  Op cmp = Op::kEq;
+  AstOp cmp = AstOp::kEq;
   Var var = Var::kUserId;
   uint32_t arg = 0;  // const index / list index / name index
   int lhs = -1;
@@ -260,7 +262,7 @@ class Parser {
     return root;
   }
 
-  const std::vector<Node>& nodes() const { return nodes_; }
+  const std::vector<AstNode>& nodes() const { return nodes_; }
 
  private:
   void Advance() { cur_ = lex_.Next(); }
@@ -270,7 +272,7 @@ class Parser {
     failed_ = true;
   }
 
-  int Add(Node n) {
+  int Add(AstNode n) {
     nodes_.push_back(n);
     return static_cast<int>(nodes_.size() - 1);
   }
@@ -319,7 +321,7 @@ class Parser {
         return -1;
       }
     }
-    Node n{kind};
+    AstNode n{kind};
     n.offset = off;
     n.type = Type::kBool;
     n.lhs = lhs;
@@ -339,7 +341,7 @@ class Parser {
                       TypeName(nodes_[operand].type));
         return -1;
       }
-      Node n{NodeKind::kNot};
+      AstNode n{NodeKind::kNot};
       n.offset = off;
       n.lhs = operand;
       return Add(n);
@@ -355,18 +357,18 @@ class Parser {
   int ParseCmp(size_t depth) {
     int lhs = ParsePrimary(depth + 1);
     if (lhs < 0) return -1;
-    Op op;
+    AstOp op;
     const char* name;
     switch (cur_.kind) {
-      case Tok::kEq: op = Op::kEq; name = "=="; break;
-      case Tok::kNe: op = Op::kNe; name = "!="; break;
-      case Tok::kLt: op = Op::kLt; name = "<"; break;
-      case Tok::kLe: op = Op::kLe; name = "<="; break;
-      case Tok::kGt: op = Op::kGt; name = ">"; break;
-      case Tok::kGe: op = Op::kGe; name = ">="; break;
+      case Tok::kEq: op = AstOp::kEq; name = "=="; break;
+      case Tok::kNe: op = AstOp::kNe; name = "!="; break;
+      case Tok::kLt: op = AstOp::kLt; name = "<"; break;
+      case Tok::kLe: op = AstOp::kLe; name = "<="; break;
+      case Tok::kGt: op = AstOp::kGt; name = ">"; break;
+      case Tok::kGe: op = AstOp::kGe; name = ">="; break;
       case Tok::kIdent:
         if (cur_.text == "in") {
-          op = Op::kIn;
+          op = AstOp::kIn;
           name = "in";
           break;
         }
@@ -390,7 +392,7 @@ class Parser {
                     TypeName(rt));
       return -1;
     };
-    if (op == Op::kIn) {
+    if (op == AstOp::kIn) {
       if (rt != Type::kList) {
         Fail(off, std::string("type error: right side of 'in' must be a list, got ") +
                       TypeName(rt));
@@ -404,7 +406,7 @@ class Parser {
                       TypeName(elem));
         return -1;
       }
-    } else if (op == Op::kEq || op == Op::kNe) {
+    } else if (op == AstOp::kEq || op == AstOp::kNe) {
       if (lt == Type::kList || rt == Type::kList) {
         if (lt != Type::kDyn && rt != Type::kDyn) return mismatch();
       } else if (!(lt == rt || (numeric(lt) && numeric(rt)) || lt == Type::kDyn ||
@@ -417,7 +419,7 @@ class Parser {
                 (rt == Type::kDyn && (numeric(lt) || lt == Type::kString));
       if (!ok) return mismatch();
     }
-    Node n{NodeKind::kCmp};
+    AstNode n{NodeKind::kCmp};
     n.offset = off;
     n.cmp = op;
     n.lhs = lhs;
@@ -471,7 +473,7 @@ class Parser {
     Value v;
     Type t;
     if (ParseLiteral(&v, &t)) {
-      Node n{NodeKind::kConst};
+      AstNode n{NodeKind::kConst};
       n.offset = off;
       n.type = t;
       n.arg = static_cast<uint32_t>(pool_->consts.size());
@@ -537,19 +539,19 @@ class Parser {
   int VarNode(const std::string& path, size_t off) {
     for (const VarDef& d : kVars) {
       if (path == d.path) {
-        Node n{NodeKind::kVar};
+        AstNode n{NodeKind::kVar};
         n.offset = off;
         n.type = d.type;
         n.elem = Type::kString;
         n.var = d.var;
-        n.arg = 0xffffffffu;  // no attr key
+        n.arg = kNoKey;
         return Add(n);
       }
     }
     for (const AttrPrefix& p : kAttrPrefixes) {
       size_t len = std::strlen(p.prefix);
       if (path.size() > len && path.compare(0, len, p.prefix) == 0) {
-        Node n{NodeKind::kVar};
+        AstNode n{NodeKind::kVar};
         n.offset = off;
         n.type = Type::kDyn;
         n.var = p.var;
@@ -606,7 +608,7 @@ class Parser {
     Advance();  // ']'
     for (const Value& v : items) pool_->list_items.push_back(RtValue::From(v));
     lc.count = static_cast<uint32_t>(items.size());
-    Node n{NodeKind::kList};
+    AstNode n{NodeKind::kList};
     n.offset = off;
     n.type = Type::kList;
     n.elem = elem;
@@ -620,53 +622,82 @@ class Parser {
   size_t max_depth_;
   ProgramPool* pool_;
   std::vector<ExprError>* errors_;
-  std::vector<Node> nodes_;
+  std::vector<AstNode> nodes_;
   bool failed_ = false;
 };
 
-// Emits code for node `i`; returns the stack depth it needs.
-size_t Emit(const std::vector<Node>& nodes, int i, std::vector<Instr>* code) {
-  const Node& n = nodes[i];
-  switch (n.kind) {
-    case NodeKind::kConst:
-      code->push_back({Op::kConst, Var::kUserId, n.arg});
-      return 1;
-    case NodeKind::kList:
-      code->push_back({Op::kList, Var::kUserId, n.arg});
-      return 1;
-    case NodeKind::kVar:
-      code->push_back({Op::kVar, n.var, n.arg});
-      return 1;
-    case NodeKind::kHas:
-      code->push_back({Op::kHas, n.var, n.arg});
-      return 1;
-    case NodeKind::kNot: {
-      size_t d = Emit(nodes, n.lhs, code);
-      code->push_back({Op::kNot, Var::kUserId, 0});
-      return d;
+// Lowers the AST to matcher nodes (ProgramPool::nodes). Returns the node index.
+class Lowerer {
+ public:
+  Lowerer(const std::vector<AstNode>& ast, ProgramPool* pool) : ast_(ast), pool_(pool) {}
+
+  uint32_t Lower(int i) {
+    const AstNode& n = ast_[i];
+    Node out;
+    switch (n.kind) {
+      case NodeKind::kConst:
+      case NodeKind::kList:
+      case NodeKind::kVar:
+        out.kind = Node::Kind::kTruth;
+        out.a = Leaf(i);
+        return Add(out);
+      case NodeKind::kHas:
+        out.kind = Node::Kind::kHas;
+        out.a = Operand{Operand::Kind::kVar, n.var, n.arg};
+        return Add(out);
+      case NodeKind::kNot:
+        out.kind = Node::Kind::kNot;
+        out.a = Operand{Operand::Kind::kNode, Var::kUserId, Lower(n.lhs)};
+        return Add(out);
+      case NodeKind::kAnd:
+      case NodeKind::kOr: {
+        std::vector<uint32_t> kids;
+        Flatten(i, n.kind, &kids);
+        out.kind = n.kind == NodeKind::kAnd ? Node::Kind::kAnd : Node::Kind::kOr;
+        out.first = static_cast<uint32_t>(pool_->children.size());
+        out.count = static_cast<uint32_t>(kids.size());
+        for (uint32_t k : kids) pool_->children.push_back(k);
+        return Add(out);
+      }
+      case NodeKind::kCmp:
+        out.kind = n.cmp == AstOp::kIn ? Node::Kind::kIn : Node::Kind::kCmp;
+        if (n.cmp != AstOp::kIn) out.cmp = static_cast<Op>(n.cmp);
+        out.a = Leaf(n.lhs);
+        out.b = Leaf(n.rhs);
+        return Add(out);
     }
-    case NodeKind::kAnd:
-    case NodeKind::kOr: {
-      size_t d1 = Emit(nodes, n.lhs, code);
-      code->push_back({Op::kToBool, Var::kUserId, 0});
-      size_t jump = code->size();
-      code->push_back({n.kind == NodeKind::kAnd ? Op::kJumpIfFalse : Op::kJumpIfTrue,
-                       Var::kUserId, 0});
-      code->push_back({Op::kPop, Var::kUserId, 0});
-      size_t d2 = Emit(nodes, n.rhs, code);
-      code->push_back({Op::kToBool, Var::kUserId, 0});
-      (*code)[jump].arg = static_cast<uint32_t>(code->size());
-      return d1 > d2 ? d1 : d2;
-    }
-    case NodeKind::kCmp: {
-      size_t d1 = Emit(nodes, n.lhs, code);
-      size_t d2 = Emit(nodes, n.rhs, code) + 1;
-      code->push_back({n.cmp, Var::kUserId, 0});
-      return d1 > d2 ? d1 : d2;
+    return Add(out);
+  }
+
+ private:
+  void Flatten(int i, NodeKind kind, std::vector<uint32_t>* kids) {
+    const AstNode& n = ast_[i];
+    if (n.kind == kind) {
+      Flatten(n.lhs, kind, kids);
+      Flatten(n.rhs, kind, kids);
+    } else {
+      kids->push_back(Lower(i));
     }
   }
-  return 1;
-}
+
+  Operand Leaf(int i) {
+    const AstNode& n = ast_[i];
+    switch (n.kind) {
+      case NodeKind::kConst: return Operand{Operand::Kind::kConst, Var::kUserId, n.arg};
+      case NodeKind::kList: return Operand{Operand::Kind::kList, Var::kUserId, n.arg};
+      case NodeKind::kVar: return Operand{Operand::Kind::kVar, n.var, n.arg};
+      default: return Operand{Operand::Kind::kNode, Var::kUserId, Lower(i)};
+    }
+  }
+
+  uint32_t Add(const Node& n) {
+    pool_->nodes.push_back(n);
+    return static_cast<uint32_t>(pool_->nodes.size() - 1);
+  }
+
+  const std::vector<AstNode>& ast_;
+  ProgramPool* pool_;
+};
 
 }  // namespace
 
@@ -680,26 +711,15 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
   Parser parser(text, max_depth, pool, errors);
   int root = parser.ParseAll();
   if (root < 0) return false;
-  const Node& r = parser.nodes()[root];
+  const AstNode& r = parser.nodes()[root];
   if (r.type != Type::kBool && r.type != Type::kDyn) {
     errors->push_back({r.offset, std::string("type error: a condition must be bool, got ") +
                                      TypeName(r.type)});
     return false;
   }
-  // Emit into a local buffer with absolute jump targets relative to the final position.
-  std::vector<Instr> code;
-  size_t depth = Emit(parser.nodes(), root, &code);
-  if (depth > kMaxStack) {
-    errors->push_back({0, "expression needs too much stack"});
-    return false;
-  }
-  uint32_t base = static_cast<uint32_t>(pool->code.size());
-  for (Instr& in : code) {
-    if (in.op == Op::kJumpIfFalse || in.op == Op::kJumpIfTrue) in.arg += base;
-    pool->code.push_back(in);
-  }
-  out->begin = base;
-  out->size = static_cast<uint32_t>(code.size());
+  Lowerer lowerer(parser.nodes(), pool);
+  out->root = lowerer.Lower(root);
+  out->present = true;
   return true;
 }
 

@@ -41,23 +41,36 @@ enum class Var : uint8_t {
   kCtxAuthMethod, kCtxAuthIdp, kCtxAuthAgeS, kCtxClient, kCtxAttr,
 };
 
-enum class Op : uint8_t {
-  kConst,        // push consts[arg]
-  kList,         // push lists[arg]
-  kVar,          // push variable `var` (attr key: names[arg])
-  kHas,          // push bool: variable present
-  kEq, kNe, kLt, kLe, kGt, kGe, kIn,  // pop 2, push bool
-  kNot,          // pop 1, push bool
-  kToBool,       // pop 1, push bool (true iff it was bool true)
-  kJumpIfFalse,  // if top is false: jump to arg (keep top); else fall through
-  kJumpIfTrue,   // if top is true: jump to arg (keep top)
-  kPop,
-};
+// Comparison operators.
+enum class Op : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe };
 
-struct Instr {
-  Op op;
-  Var var;
-  uint32_t arg;
+// A leaf operand: a constant, a constant list, a variable, or a sub-expression (its truth
+// value as a bool).
+struct Operand {
+  enum class Kind : uint8_t { kConst, kList, kVar, kNode };
+  Kind kind = Kind::kConst;
+  Var var = Var::kUserId;
+  uint32_t idx = 0;  // consts / lists / names (attr key, or kNoKey) / nodes index
+};
+inline constexpr uint32_t kNoKey = 0xffffffffu;
+
+// Compiled matcher nodes (Envoy-RBAC style), stored flat in ProgramPool::nodes. Leaves load
+// their operands directly (no value stack); And/Or short-circuit over a child index range.
+struct Node {
+  enum class Kind : uint8_t {
+    kTruth,  // a: true iff the value is bool true (a non-bool is "not a bool", see Eval)
+    kHas,    // a (a variable): present
+    kCmp,    // a <cmp> b
+    kIn,     // a in b (b: a list constant or a list variable)
+    kNot,    // !child (child = a.idx)
+    kAnd,    // children[first .. first+count)
+    kOr,
+  };
+  Kind kind = Kind::kTruth;
+  Op cmp = Op::kEq;
+  Operand a, b;
+  uint32_t first = 0;
+  uint32_t count = 0;
 };
 
 struct ListConst {
@@ -126,7 +139,8 @@ struct RtValue {
 
 // Storage shared by all programs of one compiled policy.
 struct ProgramPool {
-  std::vector<Instr> code;
+  std::vector<Node> nodes;
+  std::vector<uint32_t> children;
   std::vector<RtValue> consts;
   std::vector<RtValue> list_items;
   std::vector<ListConst> lists;
@@ -137,11 +151,10 @@ struct ProgramPool {
 };
 
 struct Program {
-  uint32_t begin = 0;
-  uint32_t size = 0;  // 0: no condition (always true)
+  uint32_t root = 0;
+  bool present = false;  // false: no condition (always true)
 };
 
-inline constexpr size_t kMaxStack = 72;
 inline constexpr size_t kMaxExprBytes = 4096;
 inline constexpr size_t kMaxListItems = 256;
 
@@ -151,8 +164,7 @@ struct ExprError {
 };
 
 // Parses, type-checks and compiles `text` into pool. Returns true on success; else appends
-// to *errors (possibly several) and leaves pool's code unchanged in meaning (garbage may be
-// appended but no Program refers to it).
+// to *errors (possibly several); pool may then hold unreferenced garbage.
 bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
                  std::vector<ExprError>* errors);
 

@@ -16,7 +16,9 @@ inline bool RtIsNum(const RtValue& v) noexcept {
 }
 
 inline bool RtStrEq(const RtValue& a, const RtValue& b) noexcept {
-  return a.n == b.n && (a.n == 0 || std::memcmp(a.str, b.str, a.n) == 0);
+  if (a.n != b.n) return false;
+  if (a.n == 0) return true;
+  return a.str[0] == b.str[0] && std::memcmp(a.str, b.str, a.n) == 0;
 }
 
 // Three-way compare; false if not comparable.
@@ -86,78 +88,109 @@ inline bool RtIn(const RtValue& a, const RtValue& list) noexcept {
   return false;
 }
 
+// Result of evaluating a node: true, false, "not a bool" (a non-bool leaf value: false for
+// every purpose, and `!` of it is false too), or a facts failure.
+enum class Truth : int8_t { kFalse = 0, kTrue = 1, kNotBool = 2, kError = 3 };
+
 // Vars: any type with `bool Load(Var, std::string_view key, RtValue*) noexcept`.
+template <typename Vars>
+class Interpreter {
+ public:
+  Interpreter(const ProgramPool& pool, Vars& vars) noexcept : pool_(pool), vars_(vars) {}
+
+  Truth Eval(uint32_t idx) noexcept {
+    const Node& n = pool_.nodes[idx];
+    switch (n.kind) {
+      case Node::Kind::kNot: {
+        Truth t = Child(n.a.idx);
+        if (t == Truth::kTrue) return Truth::kFalse;
+        if (t == Truth::kFalse) return Truth::kTrue;
+        return t == Truth::kError ? t : Truth::kFalse;  // !non-bool is false
+      }
+      case Node::Kind::kAnd: {
+        const uint32_t* kids = pool_.children.data() + n.first;
+        for (uint32_t k = 0; k < n.count; ++k) {
+          Truth t = Child(kids[k]);
+          if (t != Truth::kTrue) return t == Truth::kError ? t : Truth::kFalse;
+        }
+        return Truth::kTrue;
+      }
+      case Node::Kind::kOr: {
+        const uint32_t* kids = pool_.children.data() + n.first;
+        for (uint32_t k = 0; k < n.count; ++k) {
+          Truth t = Child(kids[k]);
+          if (t == Truth::kTrue || t == Truth::kError) return t;
+        }
+        return Truth::kFalse;
+      }
+      default:
+        return Leaf(n);
+    }
+  }
+
+ private:
+  // Leaves are evaluated in place; only nested And/Or/Not recurse.
+  Truth Child(uint32_t idx) noexcept {
+    const Node& n = pool_.nodes[idx];
+    if (n.kind <= Node::Kind::kIn) return Leaf(n);
+    return Eval(idx);
+  }
+
+  __attribute__((always_inline)) Truth Leaf(const Node& n) noexcept {
+    RtValue a, b;
+    if (!LoadOperand(n.a, &a)) return Truth::kError;
+    switch (n.kind) {
+      case Node::Kind::kTruth:
+        if (a.kind != RtValue::Kind::kBool) return Truth::kNotBool;
+        return a.b ? Truth::kTrue : Truth::kFalse;
+      case Node::Kind::kHas:
+        return a.kind != RtValue::Kind::kMissing ? Truth::kTrue : Truth::kFalse;
+      case Node::Kind::kCmp:
+        if (!LoadOperand(n.b, &b)) return Truth::kError;
+        return RtCompare(n.cmp, a, b) ? Truth::kTrue : Truth::kFalse;
+      case Node::Kind::kIn:
+        if (!LoadOperand(n.b, &b)) return Truth::kError;
+        return RtIn(a, b) ? Truth::kTrue : Truth::kFalse;
+      default:
+        return Truth::kError;
+    }
+  }
+
+  bool LoadOperand(const Operand& o, RtValue* out) noexcept {
+    switch (o.kind) {
+      case Operand::Kind::kConst:
+        *out = pool_.consts[o.idx];
+        return true;
+      case Operand::Kind::kList: {
+        const ListConst& lc = pool_.lists[o.idx];
+        *out = RtValue::ValList(pool_.list_items.data() + lc.begin, lc.count);
+        return true;
+      }
+      case Operand::Kind::kVar:
+        return vars_.Load(o.var, o.idx == kNoKey ? std::string_view() : pool_.names[o.idx], out);
+      case Operand::Kind::kNode: {
+        Truth t = Eval(o.idx);
+        if (t == Truth::kError) return false;
+        *out = t == Truth::kNotBool ? RtValue() : RtValue::Bool(t == Truth::kTrue);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  const ProgramPool& pool_;
+  Vars& vars_;
+};
+
+// Runs `program`: true iff the condition holds. On a facts failure returns false and sets
+// *error = true.
 template <typename Vars>
 inline bool RunProgram(const ProgramPool& pool, const Program& program, Vars& vars,
                        bool* error) noexcept {
-  if (program.size == 0) return true;
-  // Uninitialized slots: every slot is assigned (trivially) before it is read.
-  union Slot {
-    Slot() {}
-    RtValue v;
-  };
-  Slot stack[kMaxStack];
-  size_t sp = 0;
-  const Instr* code = pool.code.data();
-  uint32_t pc = program.begin;
-  const uint32_t end = program.begin + program.size;
-  while (pc < end) {
-    const Instr& in = code[pc++];
-    switch (in.op) {
-      case Op::kConst:
-        stack[sp++].v = pool.consts[in.arg];
-        break;
-      case Op::kList: {
-        const ListConst& lc = pool.lists[in.arg];
-        stack[sp++].v = RtValue::ValList(pool.list_items.data() + lc.begin, lc.count);
-        break;
-      }
-      case Op::kVar:
-      case Op::kHas: {
-        std::string_view key;
-        if (in.arg < pool.names.size()) key = pool.names[in.arg];
-        RtValue& v = stack[sp++].v;
-        if (!vars.Load(in.var, key, &v)) {
-          *error = true;
-          return false;
-        }
-        if (in.op == Op::kHas) v = RtValue::Bool(v.kind != RtValue::Kind::kMissing);
-        break;
-      }
-      case Op::kEq: case Op::kNe: case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: {
-        bool r = RtCompare(in.op, stack[sp - 2].v, stack[sp - 1].v);
-        --sp;
-        stack[sp - 1].v = RtValue::Bool(r);
-        break;
-      }
-      case Op::kIn: {
-        bool r = RtIn(stack[sp - 2].v, stack[sp - 1].v);
-        --sp;
-        stack[sp - 1].v = RtValue::Bool(r);
-        break;
-      }
-      case Op::kNot: {
-        RtValue& t = stack[sp - 1].v;
-        t = RtValue::Bool(t.kind == RtValue::Kind::kBool ? !t.b : false);
-        break;
-      }
-      case Op::kToBool: {
-        RtValue& t = stack[sp - 1].v;
-        t = RtValue::Bool(t.kind == RtValue::Kind::kBool && t.b);
-        break;
-      }
-      case Op::kJumpIfFalse:
-        if (!stack[sp - 1].v.b) pc = in.arg;
-        break;
-      case Op::kJumpIfTrue:
-        if (stack[sp - 1].v.b) pc = in.arg;
-        break;
-      case Op::kPop:
-        --sp;
-        break;
-    }
-  }
-  return sp == 1 && stack[0].v.kind == RtValue::Kind::kBool && stack[0].v.b;
+  if (!program.present) return true;
+  Truth t = Interpreter<Vars>(pool, vars).Eval(program.root);
+  if (t == Truth::kError) *error = true;
+  return t == Truth::kTrue;
 }
 
 }  // namespace gatehouse::policy::internal
