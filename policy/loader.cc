@@ -181,7 +181,7 @@ class Loader {
   void CheckKeys(size_t file, const YAML::Node& n, const char* what,
                  std::initializer_list<const char*> allowed) {
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: it-> returns a temporary proxy
       std::string k = key.IsScalar() ? key.Scalar() : std::string("?");
       bool ok = false;
       std::string list;

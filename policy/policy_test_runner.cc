@@ -317,7 +317,7 @@ class SuiteRunner {
         }
         for (auto it = m.begin(); it != m.end(); ++it) {
           MemoryFacts::WorkspaceMember wm;
-          const YAML::Node& v = it->second;
+          const YAML::Node v = it->second;  // copy: it-> yields a temporary
           if (v.IsScalar()) {
             wm.role = v.Scalar();
           } else if (v.IsMap()) {
@@ -386,7 +386,7 @@ class SuiteRunner {
                       OwnedRequest* r) {
     for (auto it = n.begin(); it != n.end(); ++it) {
       std::string key = prefix + it->first.Scalar();
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // copy: it-> yields a temporary
       if (v.IsMap()) {
         FlattenContext(d, v, key + ".", r);
       } else if (key == "auth.method") {
