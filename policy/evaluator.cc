@@ -215,8 +215,17 @@ bool RuleRolesMatch(const Env& env, const internal::RuleDef& r, Scope scope) noe
   return false;
 }
 
+// Per-request memo of rule conditions that don't depend on the action (ListAllowedActions
+// evaluates each such condition at most once instead of once per action). Covers the first
+// kCachedRules rules; stack memory only.
+struct ConditionCache {
+  static constexpr uint32_t kCachedRules = 2048;
+  uint64_t known[kCachedRules / 64] = {};
+  uint64_t value[kCachedRules / 64] = {};
+};
+
 // Steps 5-8 for one action (env already resolved).
-Decision Decide(Env& env, uint32_t a) noexcept {
+Decision Decide(Env& env, uint32_t a, ConditionCache* cache = nullptr) noexcept {
   const CompiledPolicy& p = env.policy;
   const internal::ActionDef& action = p.actions[a];
   if (action.scope == Scope::kWorkspace && !env.has_ws) return Deny("scope_required");
@@ -226,11 +235,24 @@ Decision Decide(Env& env, uint32_t a) noexcept {
       const internal::RuleDef& r = p.rules[p.rule_list[k]];
       if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
       if (!RuleRolesMatch(env, r, action.scope)) continue;
-      bool error = false;
-      bool match = internal::RunProgram(p.pool, r.condition, env, &error);
-      if (error) {
-        *d = Deny("internal", r.id);
-        return -1;
+      uint32_t rule = p.rule_list[k];
+      bool cacheable = cache && r.condition.present && !r.condition.uses_action &&
+                       rule < ConditionCache::kCachedRules;
+      uint64_t bit = uint64_t{1} << (rule % 64);
+      bool match;
+      if (cacheable && (cache->known[rule / 64] & bit)) {
+        match = (cache->value[rule / 64] & bit) != 0;
+      } else {
+        bool error = false;
+        match = internal::RunProgram(p.pool, r.condition, env, &error);
+        if (error) {
+          *d = Deny("internal", r.id);
+          return -1;
+        }
+        if (cacheable) {
+          cache->known[rule / 64] |= bit;
+          if (match) cache->value[rule / 64] |= bit;
+        }
       }
       if (match) {
         d->allow = !r.deny;
@@ -275,9 +297,10 @@ size_t ListAllowedActions(const CompiledPolicy& policy, const Request& request, 
   Decision d;
   if (!Resolve(env, false, Scope::kOrg, &d)) return 0;
   size_t n = 0;
+  ConditionCache cache;
   for (uint32_t a = 0; a < policy.actions.size() && n < capacity; ++a) {
     if (policy.actions[a].scope == Scope::kWorkspace && !env.has_ws) continue;
-    if (Decide(env, a).allow) out[n++] = a;
+    if (Decide(env, a, &cache).allow) out[n++] = a;
   }
   return n;
 }

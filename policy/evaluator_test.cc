@@ -342,3 +342,35 @@ TEST(EvaluatorRankTest, HigherOwnRoleBeatsImpliedRole) {
 
 }  // namespace
 }  // namespace gatehouse::policy
+
+namespace gatehouse::policy {
+namespace {
+
+TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {org: [a.x, a.y, a.z]}\n"
+        "rules:\n"
+        "  - {id: only-x, effect: allow, actions: ['*'], condition: 'action.name == \"a.x\"'}\n"
+        "  - {id: gate, effect: deny, actions: [a.z], condition: 'org.seats > 5', reason: g}\n"
+        "  - {id: z, effect: allow, actions: [a.z], condition: 'action.scope == \"org\"'}\n"}},
+      &issues);
+  ASSERT_TRUE(p) << issues[0].ToString();
+  MemoryFacts mf;
+  mf.orgs["o"].members["u"] = "member";
+  mf.orgs["o"].seats = 10;
+  mf.Finalize();
+  Request r;
+  r.user = "u";
+  r.org = "o";
+  uint32_t out[3];
+  size_t n = ListAllowedActions(*p, r, mf, out, 3);
+  ASSERT_EQ(n, 1u);  // a.y must not inherit only-x's result; a.z is denied by the gate
+  EXPECT_EQ(ActionName(*p, out[0]), "a.x");
+  mf.orgs["o"].seats = 1;
+  EXPECT_EQ(ListAllowedActions(*p, r, mf, out, 3), 2u);  // gate off: a.z via rule z
+}
+
+}  // namespace
+}  // namespace gatehouse::policy

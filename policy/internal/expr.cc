@@ -720,6 +720,13 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
   Lowerer lowerer(parser.nodes(), pool);
   out->root = lowerer.Lower(root);
   out->present = true;
+  out->uses_action = false;
+  for (const AstNode& n : parser.nodes()) {
+    if ((n.kind == NodeKind::kVar || n.kind == NodeKind::kHas) &&
+        (n.var == Var::kActionName || n.var == Var::kActionScope)) {
+      out->uses_action = true;
+    }
+  }
   return true;
 }
 

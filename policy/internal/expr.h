@@ -152,7 +152,8 @@ struct ProgramPool {
 
 struct Program {
   uint32_t root = 0;
-  bool present = false;  // false: no condition (always true)
+  bool present = false;      // false: no condition (always true)
+  bool uses_action = false;  // reads action.* (its value may differ between actions)
 };
 
 inline constexpr size_t kMaxExprBytes = 4096;
