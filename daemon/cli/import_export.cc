@@ -317,6 +317,7 @@ bool ParseImportStream(std::istream& in, std::vector<ImportLine>* out,
     if (obj.is_discarded()) {
       err = "not valid JSON";
     } else if (ParseImportObject(obj, &parsed, &err)) {
+      parsed.line = lineno;
       out->push_back(std::move(parsed));
       continue;
     }
@@ -333,7 +334,20 @@ store::Status ImportInto(store::Store* st, const std::vector<ImportLine>& lines,
   for (const auto& l : lines) records.push_back(l.record);
   store::Status s = st->Import(records, stats);
   *suspended = 0;
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    // The store names records by index ("import record 7: ..."); name the input line instead.
+    const std::string& m = s.message();
+    static constexpr std::string_view kPrefix = "import record ";
+    if (m.rfind(kPrefix, 0) == 0) {
+      size_t idx = std::strtoul(m.c_str() + kPrefix.size(), nullptr, 10);
+      size_t colon = m.find(": ");
+      if (idx < lines.size() && lines[idx].line > 0 && colon != std::string::npos) {
+        return store::Status(s.code(), "line " + std::to_string(lines[idx].line) + ": " +
+                                           m.substr(colon + 2), s.invariant());
+      }
+    }
+    return s;
+  }
   for (const auto& l : lines) {
     if (!l.suspended) continue;
     store::WriteRequest w;

@@ -25,6 +25,7 @@ namespace gatehouse::daemon::cli {
 struct ImportLine {
   store::ImportRecord record;
   bool suspended = false;  // org lines: suspend the org after the import
+  size_t line = 0;         // 1-based line number in the input (0: not from a stream)
 };
 
 // Parses one line's object. Returns true iff valid; else *err names the field ("org: missing
@@ -37,7 +38,8 @@ bool ParseImportStream(std::istream& in, std::vector<ImportLine>* out,
                        std::vector<std::string>* errors, size_t max_errors = 20);
 
 // Imports the records into the store (Store::Import), then applies `org.suspend` for suspended
-// orgs. Returns the store status; *stats is filled.
+// orgs. Returns the store status (a refusal names the input line of the offending record);
+// *stats is filled.
 store::Status ImportInto(store::Store* st, const std::vector<ImportLine>& lines,
                          store::ImportStats* stats, size_t* suspended);
 

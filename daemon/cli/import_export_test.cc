@@ -195,6 +195,7 @@ TEST(ImportExportTest, InvariantViolationRefusesTheImport) {
   store::Status s = ImportInto(st.get(), lines, &stats, &suspended);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("not a member"), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.message().rfind("line 4: ", 0), 0u) << s.ToString();  // the input line
 }
 
 }  // namespace
