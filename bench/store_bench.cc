@@ -6,8 +6,9 @@
 // in a given directory instead of a temp dir (deleted at exit otherwise).
 //
 //   BM_Import               bulk import of the world (runs once); memberships/s, bytes/membership
-//   BM_DecisionLookups      Renew + GetWorkspaceMember + GetOrgMember + GetOrg + GetWorkspace + Reset
-//   BM_DecisionLookupsOnly  the four point reads inside an already renewed txn
+//   BM_DecisionLookups/0    Renew + GetWorkspaceMember + GetOrgMember + GetOrg + Reset
+//   BM_DecisionLookups/1    the same plus GetWorkspace
+//   BM_DecisionLookupsOnly  the three point reads inside an already renewed txn
 //   BM_GroupCommitWrites    durable writes from 16 threads through group commit
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -211,15 +212,22 @@ inline uint64_t NowNs() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-bool Decide(gs::ReadTxn& txn, const std::array<std::string, 3>& t) {
+// The reads of one decision: the workspace membership (which carries the owning org), the org
+// membership and the org. GetWorkspace is needed only when the user has no explicit
+// workspace membership (e.g. an org_admin's implied owner role) — or always, with_ws.
+bool Decide(gs::ReadTxn& txn, const std::array<std::string, 3>& t, bool with_ws) {
   gs::WorkspaceMemberView wm;
   gs::OrgMemberView om;
   gs::OrgView ov;
   gs::WorkspaceView wv;
-  bool ok = txn.GetWorkspace(t[1], &wv);
-  ok &= txn.GetOrgMember(t[0], wv.org, &om);
-  ok &= txn.GetOrg(wv.org, &ov);
-  ok &= txn.GetWorkspaceMember(t[0], t[1], &wm);
+  bool ok = txn.GetWorkspaceMember(t[0], t[1], &wm);
+  std::string_view org = wm.org;
+  if (with_ws || !ok) {
+    ok = txn.GetWorkspace(t[1], &wv);
+    org = wv.org;
+  }
+  ok &= txn.GetOrgMember(t[0], org, &om);
+  ok &= txn.GetOrg(org, &ov);
   benchmark::DoNotOptimize(wm);
   benchmark::DoNotOptimize(ov);
   return ok;
@@ -234,6 +242,7 @@ void Percentiles(benchmark::State& state, std::vector<uint32_t>& lat) {
 }
 
 void BM_DecisionLookups(benchmark::State& state) {
+  const bool with_ws = state.range(0) != 0;
   if (!g_world) {
     state.SkipWithError("no world");
     return;
@@ -246,7 +255,7 @@ void BM_DecisionLookups(benchmark::State& state) {
   for (auto _ : state) {
     const uint64_t t0 = NowNs();
     txn->Renew();
-    misses += !Decide(*txn, tr[i]);
+    misses += !Decide(*txn, tr[i], with_ws);
     txn->Reset();
     if (lat.size() < lat.capacity()) lat.push_back(static_cast<uint32_t>(NowNs() - t0));
     if (++i == tr.size()) i = 0;
@@ -254,7 +263,7 @@ void BM_DecisionLookups(benchmark::State& state) {
   if (misses) state.SkipWithError("lookup missed");
   Percentiles(state, lat);
 }
-BENCHMARK(BM_DecisionLookups)->MinTime(3);
+BENCHMARK(BM_DecisionLookups)->Arg(0)->Arg(1)->MinTime(3);
 
 void BM_DecisionLookupsOnly(benchmark::State& state) {
   if (!g_world) {
@@ -266,7 +275,7 @@ void BM_DecisionLookupsOnly(benchmark::State& state) {
   const auto& tr = g_world->triples;
   size_t i = 0, misses = 0;
   for (auto _ : state) {
-    misses += !Decide(*txn, tr[i]);
+    misses += !Decide(*txn, tr[i], false);
     if (++i == tr.size()) i = 0;
   }
   txn->Reset();

@@ -49,7 +49,7 @@ int CursorScan(MDB_cursor* c, std::string_view prefix, std::string_view start, c
 
 class LmdbReadKv : public KvRead {
  public:
-  LmdbReadKv(MDB_env* env, const MDB_dbi* dbis) : env_(env), dbis_(dbis) {}
+  LmdbReadKv(MDB_env* env, const MDB_dbi* dbis) : env_(env) { std::memcpy(dbis_, dbis, sizeof dbis_); }
   ~LmdbReadKv() override {
     for (MDB_cursor*& c : cursors_) {
       if (c) mdb_cursor_close(c);
@@ -112,7 +112,7 @@ class LmdbReadKv : public KvRead {
 
  private:
   MDB_env* env_;
-  const MDB_dbi* dbis_;
+  MDB_dbi dbis_[kTableCount];  // a copy: valid even if the backend goes first
   MDB_txn* txn_ = nullptr;
   bool active_ = false;
   bool err_ = false;

@@ -121,6 +121,15 @@ TEST_P(InvariantsTest, IdsAreValidated) {
   Refused(R("user.register", {{"user", "ok"}, {"email", "no-at-sign"}}), Code::kBadRequest, -1, "'email'");
   Refused(R("no.such_op"), Code::kBadRequest, -1, "op");
   Ok(R("user.register", {{"user", std::string(128, 'x')}, {"email", "x@b.c"}}));
+  Ok(R("user.verify_email", {{"user", std::string(128, 'x')}}));
+  // Generated ids stay valid ids even for a 128-byte org id.
+  WriteResult res;
+  Ok(R("org.create", {{"user", std::string(128, 'x')}, {"org", std::string(128, 'o')}, {"name", "Long"}}), &res);
+  EXPECT_LE(res.workspace.size(), 128u);
+  Ok(R("workspace.update", {{"workspace", res.workspace}, {"name", "Renamed"}}));
+  Ok(R("org.invite", {{"org", std::string(128, 'o')}, {"email", "q@b.c"}, {"role", "member"}}), &res);
+  EXPECT_LE(res.invitation.size(), 128u);
+  Ok(R("invite.revoke", {{"invitation", res.invitation}}));
 }
 
 TEST_P(InvariantsTest, Inv1SignUpCreatesOrgAtomically) {

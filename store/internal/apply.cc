@@ -497,8 +497,14 @@ Status CascadeUserWorkspaces(Ctx& c, std::string_view user, std::string_view org
 }
 
 // Lazily expires the org's stored-PENDING invitations whose time is up (keeps seat usage exact).
+// Walks the pending index only, so historical invitations cost nothing.
 void ExpireInvitations(Ctx& c, OrgRec* org, int64_t now) {
-  for (const std::string& id : c.ScanSuffixes(Table::kOrgInvitations, KP(org->id))) {
+  std::vector<std::string> ids;
+  c.txn().Scan(Table::kInvPending, KP(org->id), {}, [&](std::string_view, std::string_view v) {
+    ids.emplace_back(v);
+    return true;
+  });
+  for (const std::string& id : ids) {
     InvitationRec inv;
     if (!c.LoadInv(id, &inv) || inv.state != "PENDING" || inv.expires_at > now) continue;
     InvitationRec before = inv;
@@ -507,6 +513,13 @@ void ExpireInvitations(Ctx& c, OrgRec* org, int64_t now) {
     c.SaveInv(&before, inv);
     if (org->pending > 0) --org->pending;
   }
+}
+
+// Deterministic generated ids that stay valid ids (<= 128 bytes).
+std::string GeneratedId(const std::string& base, const std::string& suffix) {
+  std::string id = base + suffix;
+  if (id.size() <= 128) return id;
+  return "id-" + HexEncode(Sha256Of(base)).substr(0, 40) + suffix;
 }
 
 Status RemoveMember(Ctx& c, const WriteRequest& r) {
@@ -599,7 +612,7 @@ Status OpOrgCreate(Ctx& c, const WriteRequest& r, WriteResult* res) {
   RETURN_IF_ERROR(Require("org", r.org));
   if (r.name.empty()) return Bad("field 'name' is required");
   RETURN_IF_ERROR(CheckText("name", r.name, 256));
-  std::string ws_id = r.workspace.empty() ? r.org + "-default" : r.workspace;
+  std::string ws_id = r.workspace.empty() ? GeneratedId(r.org, "-default") : r.workspace;
   if (!r.workspace.empty()) RETURN_IF_ERROR(Require("workspace", r.workspace));
   std::string ws_name = r.workspace_name ? *r.workspace_name : c.opt().default_workspace_name;
   if (ws_name.empty()) return Bad("field 'workspace_name' must not be empty");
@@ -795,13 +808,14 @@ Status OpOrgInvite(Ctx& c, const WriteRequest& r, const ApplyInputs& in, WriteRe
   }
   RETURN_IF_ERROR(SeatCheck(org, 1, "cannot invite"));
   InvitationRec inv;
-  inv.id = r.invitation.empty() ? r.org + "-inv-" + std::to_string(in.rev) : r.invitation;
+  inv.id = r.invitation.empty() ? GeneratedId(r.org, "-inv-" + std::to_string(in.rev)) : r.invitation;
   InvitationRec clash;
   if (c.LoadInv(inv.id, &clash)) {
     return Conflict("field 'invitation': invitation " + Q(inv.id) + " already exists");
   }
+  const std::string inv_id = inv.id;
   inv = InvitationRec{};
-  inv.id = r.invitation.empty() ? r.org + "-inv-" + std::to_string(in.rev) : r.invitation;
+  inv.id = inv_id;
   const std::string token = NewToken(in);
   inv.org = r.org;
   inv.email = email;
