@@ -219,6 +219,8 @@ std::vector<CommandSpec> BuildTable() {
       c.flags.push_back({"actor", "actor", T::kString, false,
                          "act on behalf of this user: the daemon checks its policy first (writer tier); "
                          "without it the write is an operator write", "USER"});
+      // The actor's session (SSO gates apply to policy-checked writes too).
+      for (const FlagSpec& f : ContextFlags()) c.flags.push_back(f);
     }
   }
   return t;

@@ -23,10 +23,7 @@
 #include "daemon/cli/import_export.h"
 #include "daemon/cli/line_client.h"
 #include "daemon/config.h"
-#if __has_include("daemon/serve.h")
 #include "daemon/serve.h"
-#define GATEHOUSE_HAVE_SERVE 1
-#endif
 #include "policy/policy.h"
 #include "policy/policy_test_runner.h"
 #include "store/store.h"
@@ -293,11 +290,7 @@ int RunServeCommand(const Invocation& inv) {
   if (!LoadServeConfig(static_cast<int>(args.size()), argv.data(), &config, &err)) {
     return Fail(kExitUsage, "serve: " + err + " (try gatehouse serve --help)");
   }
-#ifdef GATEHOUSE_HAVE_SERVE
   return RunServe(config);
-#else
-  return Fail(kExitError, "serve: this build has no daemon core");
-#endif
 }
 
 int Main(int argc, char** argv) {
