@@ -40,8 +40,8 @@ Try, from another terminal in $(pwd):
   # the raw protocol: one JSON object per line
   echo '{"op":"check","user":"alice","action":"org.billing.view","org":"acme"}' | socat - UNIX-CONNECT:$SOCK
 
-  # everything Heidi (agent, contact_visibility assigned_only) may do in Acme Support
-  $GH --socket $SOCK list-actions heidi --workspace acme-support
+  # everything Grace (manager with no_ws_settings, no_contact_delete) may do in Acme Support
+  $GH --socket $SOCK list-actions grace --workspace acme-support
 
 More: $GH --help, docs/operations.md, scripts/demo/README.md (who is who in the demo world).
 Ctrl-C stops the daemon.

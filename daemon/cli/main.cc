@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -180,9 +181,9 @@ int RunImport(const Invocation& inv) {
     for (const auto& e : errors) std::fprintf(stderr, "%s:%s\n", file.c_str(), e.c_str());
     return Fail(kExitNo, "import: " + file + " has invalid lines; nothing imported");
   }
-  if (::mkdir(data.c_str(), 0750) != 0 && errno != EEXIST) {
-    return Fail(kExitError, "import: cannot create " + data + ": " + std::strerror(errno));
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(data, ec);
+  if (ec) return Fail(kExitError, "import: cannot create " + data + ": " + ec.message());
   store::Options opt;
   opt.path = data;
   std::unique_ptr<store::Store> st;
