@@ -47,12 +47,14 @@ bool IsValidId(std::string_view s) noexcept {
   return true;
 }
 
-bool GetString(const Document& d, int obj, std::string_view key, const char* field, bool required,
-               std::string_view* out, Error* err) noexcept {
+namespace {
+
+bool GetStringP(const Document& d, int obj, std::string_view key, const char* prefix,
+                const char* field, bool required, std::string_view* out, Error* err) noexcept {
   int i = d.Find(obj, key);
   if (i == Document::kNone) {
     if (required) {
-      err->Set(ErrorCode::kBadRequest, "missing field '%s'", field);
+      err->Set(ErrorCode::kBadRequest, "missing field '%s%s'", prefix, field);
       return false;
     }
     *out = {};
@@ -60,54 +62,75 @@ bool GetString(const Document& d, int obj, std::string_view key, const char* fie
   }
   const Node& n = d.node(i);
   if (n.type != Type::kString) {
-    err->Set(ErrorCode::kBadRequest, "field '%s' must be a string", field);
+    err->Set(ErrorCode::kBadRequest, "field '%s%s' must be a string", prefix, field);
     return false;
   }
   *out = n.str;
   return true;
 }
 
-bool GetId(const Document& d, int obj, std::string_view key, const char* field, bool required,
-           std::string_view* out, Error* err) noexcept {
-  if (!GetString(d, obj, key, field, required, out, err)) return false;
+bool GetIdP(const Document& d, int obj, std::string_view key, const char* prefix,
+            const char* field, bool required, std::string_view* out, Error* err) noexcept {
+  if (!GetStringP(d, obj, key, prefix, field, required, out, err)) return false;
   if (out->empty() && d.Find(obj, key) == Document::kNone) return true;
   if (!IsValidId(*out)) {
     err->Set(ErrorCode::kBadRequest,
-             "field '%s' must be an identifier of 1-128 bytes without control characters", field);
+             "field '%s%s' must be an identifier of 1-128 bytes without control characters",
+             prefix, field);
     return false;
   }
   return true;
 }
 
-bool GetUint(const Document& d, int obj, std::string_view key, const char* field, bool* present,
-             uint64_t* out, Error* err) noexcept {
+bool GetUintP(const Document& d, int obj, std::string_view key, const char* prefix,
+              const char* field, bool* present, uint64_t* out, Error* err) noexcept {
   int i = d.Find(obj, key);
   *present = i != Document::kNone;
   if (!*present) return true;
   const Node& n = d.node(i);
   if (n.type != Type::kNumber || !n.number_is_int || n.raw[0] == '-') {
-    err->Set(ErrorCode::kBadRequest, "field '%s' must be a non-negative integer", field);
+    err->Set(ErrorCode::kBadRequest, "field '%s%s' must be a non-negative integer", prefix,
+             field);
     return false;
   }
   auto r = std::from_chars(n.raw.data(), n.raw.data() + n.raw.size(), *out);
   if (r.ec != std::errc()) {
-    err->Set(ErrorCode::kBadRequest, "field '%s' is out of range", field);
+    err->Set(ErrorCode::kBadRequest, "field '%s%s' is out of range", prefix, field);
     return false;
   }
   return true;
 }
 
-bool GetBool(const Document& d, int obj, std::string_view key, const char* field, bool* out,
-             Error* err) noexcept {
+bool GetBoolP(const Document& d, int obj, std::string_view key, const char* prefix,
+              const char* field, bool* out, Error* err) noexcept {
   int i = d.Find(obj, key);
   if (i == Document::kNone) return true;
   const Node& n = d.node(i);
   if (n.type != Type::kTrue && n.type != Type::kFalse) {
-    err->Set(ErrorCode::kBadRequest, "field '%s' must be a boolean", field);
+    err->Set(ErrorCode::kBadRequest, "field '%s%s' must be a boolean", prefix, field);
     return false;
   }
   *out = n.type == Type::kTrue;
   return true;
+}
+
+}  // namespace
+
+bool GetString(const Document& d, int obj, std::string_view key, const char* field, bool required,
+               std::string_view* out, Error* err) noexcept {
+  return GetStringP(d, obj, key, "", field, required, out, err);
+}
+bool GetId(const Document& d, int obj, std::string_view key, const char* field, bool required,
+           std::string_view* out, Error* err) noexcept {
+  return GetIdP(d, obj, key, "", field, required, out, err);
+}
+bool GetUint(const Document& d, int obj, std::string_view key, const char* field, bool* present,
+             uint64_t* out, Error* err) noexcept {
+  return GetUintP(d, obj, key, "", field, present, out, err);
+}
+bool GetBool(const Document& d, int obj, std::string_view key, const char* field, bool* out,
+             Error* err) noexcept {
+  return GetBoolP(d, obj, key, "", field, out, err);
 }
 
 namespace {
@@ -180,11 +203,11 @@ bool RequestArena::DecodeEnvelope(Envelope* env, Error* err) noexcept {
   return GetString(doc_, 0, "op", "op", true, &env->op, err);
 }
 
-bool RequestArena::DecodeAttrs(int obj, const char* field, policy::AttrList* out,
+bool RequestArena::DecodeAttrs(int obj, const char* prefix, policy::AttrList* out,
                                Error* err) noexcept {
   const Node& n = doc_.node(obj);
   if (n.type != Type::kObject) {
-    err->Set(ErrorCode::kBadRequest, "field '%s' must be an object", field);
+    err->Set(ErrorCode::kBadRequest, "field '%sresource.attrs' must be an object", prefix);
     return false;
   }
   size_t start = kvs_.size();
@@ -194,7 +217,7 @@ bool RequestArena::DecodeAttrs(int obj, const char* field, policy::AttrList* out
     policy::KeyValue kv;
     kv.key = key;
     if (!ScalarValue(doc_.node(v), &kv.value)) {
-      err->Set(ErrorCode::kBadRequest, "field '%s.%.*s' must be a scalar", field,
+      err->Set(ErrorCode::kBadRequest, "field '%sresource.attrs.%.*s' must be a scalar", prefix,
                static_cast<int>(key.size() > 64 ? 64 : key.size()), key.data());
       ok = false;
       return;
@@ -250,7 +273,6 @@ bool RequestArena::FlattenContext(int obj, std::string_view parent, const char* 
 
 bool RequestArena::DecodeContext(int obj, const char* prefix, policy::Request* req,
                                  Error* err) noexcept {
-  char field[96];
   if (doc_.node(obj).type != Type::kObject) {
     err->Set(ErrorCode::kBadRequest, "field '%scontext' must be an object", prefix);
     return false;
@@ -261,10 +283,8 @@ bool RequestArena::DecodeContext(int obj, const char* prefix, policy::Request* r
       err->Set(ErrorCode::kBadRequest, "field '%scontext.auth' must be an object", prefix);
       return false;
     }
-    std::snprintf(field, sizeof(field), "%scontext.auth.method", prefix);
-    if (!GetString(doc_, auth, "method", field, false, &req->auth_method, err)) return false;
-    std::snprintf(field, sizeof(field), "%scontext.auth.idp", prefix);
-    if (!GetString(doc_, auth, "idp", field, false, &req->auth_idp, err)) return false;
+    if (!GetStringP(doc_, auth, "method", prefix, "context.auth.method", false, &req->auth_method, err)) return false;
+    if (!GetStringP(doc_, auth, "idp", prefix, "context.auth.idp", false, &req->auth_idp, err)) return false;
     int age = doc_.Find(auth, "age_s");
     if (age != Document::kNone) {
       const Node& n = doc_.node(age);
@@ -281,8 +301,7 @@ bool RequestArena::DecodeContext(int obj, const char* prefix, policy::Request* r
       req->auth_age_s = a;
     }
   }
-  std::snprintf(field, sizeof(field), "%scontext.client", prefix);
-  if (!GetString(doc_, obj, "client", field, false, &req->client, err)) return false;
+  if (!GetStringP(doc_, obj, "client", prefix, "context.client", false, &req->client, err)) return false;
   size_t start = kvs_.size();
   if (!FlattenContext(obj, std::string_view(), prefix, 0, err)) return false;
   req->context_attrs = policy::AttrList(kvs_.data() + start, kvs_.size() - start);
@@ -293,24 +312,19 @@ bool RequestArena::DecodeCheckAt(int obj, const char* prefix, CheckArgs* out, bo
                                  Error* err) noexcept {
   *out = CheckArgs();
   policy::Request& r = out->req;
-  char field[96];
   if (doc_.node(obj).type != Type::kObject) {
     err->Set(ErrorCode::kBadRequest, "field '%.*s' must be an object",
              static_cast<int>(std::strlen(prefix) ? std::strlen(prefix) - 1 : 0), prefix);
     return false;
   }
-  std::snprintf(field, sizeof(field), "%suser", prefix);
-  if (!GetId(doc_, obj, "user", field, true, &r.user, err)) return false;
-  std::snprintf(field, sizeof(field), "%saction", prefix);
-  if (!GetString(doc_, obj, "action", field, require_action, &r.action, err)) return false;
+  if (!GetIdP(doc_, obj, "user", prefix, "user", true, &r.user, err)) return false;
+  if (!GetStringP(doc_, obj, "action", prefix, "action", require_action, &r.action, err)) return false;
   if (require_action && r.action.empty()) {
-    err->Set(ErrorCode::kBadRequest, "field '%s' must not be empty", field);
+    err->Set(ErrorCode::kBadRequest, "field '%saction' must not be empty", prefix);
     return false;
   }
-  std::snprintf(field, sizeof(field), "%sorg", prefix);
-  if (!GetId(doc_, obj, "org", field, false, &r.org, err)) return false;
-  std::snprintf(field, sizeof(field), "%sworkspace", prefix);
-  if (!GetId(doc_, obj, "workspace", field, false, &r.workspace, err)) return false;
+  if (!GetIdP(doc_, obj, "org", prefix, "org", false, &r.org, err)) return false;
+  if (!GetIdP(doc_, obj, "workspace", prefix, "workspace", false, &r.workspace, err)) return false;
   if (r.org.empty() && r.workspace.empty()) {
     err->Set(ErrorCode::kBadRequest, "missing field '%sorg' or '%sworkspace'", prefix, prefix);
     return false;
@@ -321,22 +335,17 @@ bool RequestArena::DecodeCheckAt(int obj, const char* prefix, CheckArgs* out, bo
       err->Set(ErrorCode::kBadRequest, "field '%sresource' must be an object", prefix);
       return false;
     }
-    std::snprintf(field, sizeof(field), "%sresource.type", prefix);
-    if (!GetString(doc_, res, "type", field, false, &r.resource_type, err)) return false;
-    std::snprintf(field, sizeof(field), "%sresource.id", prefix);
-    if (!GetString(doc_, res, "id", field, false, &r.resource_id, err)) return false;
+    if (!GetStringP(doc_, res, "type", prefix, "resource.type", false, &r.resource_type, err)) return false;
+    if (!GetStringP(doc_, res, "id", prefix, "resource.id", false, &r.resource_id, err)) return false;
     int attrs = doc_.Find(res, "attrs");
     if (attrs != Document::kNone) {
-      std::snprintf(field, sizeof(field), "%sresource.attrs", prefix);
-      if (!DecodeAttrs(attrs, field, &r.resource_attrs, err)) return false;
+      if (!DecodeAttrs(attrs, prefix, &r.resource_attrs, err)) return false;
     }
   }
   int ctx = doc_.Find(obj, "context");
   if (ctx != Document::kNone && !DecodeContext(ctx, prefix, &r, err)) return false;
-  std::snprintf(field, sizeof(field), "%sexplain", prefix);
-  if (!GetBool(doc_, obj, "explain", field, &out->explain, err)) return false;
-  std::snprintf(field, sizeof(field), "%smin_rev", prefix);
-  if (!GetUint(doc_, obj, "min_rev", field, &out->has_min_rev, &out->min_rev, err)) return false;
+  if (!GetBoolP(doc_, obj, "explain", prefix, "explain", &out->explain, err)) return false;
+  if (!GetUintP(doc_, obj, "min_rev", prefix, "min_rev", &out->has_min_rev, &out->min_rev, err)) return false;
   return true;
 }
 

@@ -81,7 +81,7 @@ class RequestArena {
  private:
   bool DecodeCheckAt(int obj, const char* prefix, CheckArgs* out, bool require_action,
                      Error* err) noexcept;
-  bool DecodeAttrs(int obj, const char* field, policy::AttrList* out, Error* err) noexcept;
+  bool DecodeAttrs(int obj, const char* prefix, policy::AttrList* out, Error* err) noexcept;
   bool DecodeContext(int obj, const char* prefix, policy::Request* req, Error* err) noexcept;
   bool FlattenContext(int obj, std::string_view parent, const char* prefix, int depth,
                       Error* err) noexcept;

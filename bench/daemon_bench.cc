@@ -1,0 +1,239 @@
+// Daemon hot path benchmarks: decode, encode, and the whole in-process handler
+// (Service::OnLine: decode -> LMDB snapshot -> policy evaluation -> hand-written reply) for
+// `check` and `check_batch`, over an LMDB store holding a generated world
+// (1000 orgs x 5 workspaces, 20 users per org) and the shipped respondio policy.
+//
+//   ninja -C build bench/daemon_bench && build/bench/daemon_bench
+#include <stdlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "daemon/protocol.h"
+#include "daemon/server.h"
+#include "daemon/service.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+
+namespace gatehouse::daemon {
+namespace {
+
+constexpr int kOrgs = 1000, kWsPerOrg = 5, kUsersPerOrg = 20;
+
+class LocalConnection : public Connection {
+ public:
+  const Peer& peer() const noexcept override { return peer_; }
+  int worker() const noexcept override { return 0; }
+  uint64_t id() const noexcept override { return 1; }
+  ConnectionState* state() noexcept override { return state_.get(); }
+  void Finish(std::string) override {}
+  void Retry() override {}
+  void RunAfter(std::chrono::milliseconds, std::function<void()>) override {}
+  void Push(std::string_view) override {}
+  size_t pending_output() const noexcept override { return 0; }
+  void SetStreaming(bool) noexcept override {}
+  bool closed() const noexcept override { return false; }
+  Peer peer_;
+  std::unique_ptr<ConnectionState> state_;
+};
+
+struct World {
+  std::string dir;
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<Service> service;
+  std::shared_ptr<LocalConnection> conn;
+  std::vector<std::string> allow_lines, deny_lines, batch_lines;
+
+  World() {
+    char tmpl[] = "/tmp/gh_bench_XXXXXX";
+    dir = mkdtemp(tmpl);
+    store::Options so;
+    so.path = dir;
+    so.durable = false;
+    if (!store::Store::Open(so, &store).ok()) std::abort();
+    std::vector<store::ImportRecord> recs;
+    auto rec = [&](store::ImportRecord::Kind k) {
+      recs.emplace_back();
+      recs.back().kind = k;
+      return &recs.back().fields;
+    };
+    for (int o = 0; o < kOrgs; ++o) {
+      std::string org = "o" + std::to_string(o);
+      for (int u = 0; u < kUsersPerOrg; ++u) {
+        auto* f = rec(store::ImportRecord::Kind::kUser);
+        f->user = org + "-u" + std::to_string(u);
+        f->email = f->user + "@example.com";
+        recs.back().email_verified = true;
+      }
+      auto* f = rec(store::ImportRecord::Kind::kOrg);
+      f->org = org;
+      f->user = org + "-u0";
+      for (int u = 0; u < kUsersPerOrg; ++u) {
+        f = rec(store::ImportRecord::Kind::kOrgMember);
+        f->org = org;
+        f->user = org + "-u" + std::to_string(u);
+        f->role = u == 0 ? "org_admin" : "member";
+      }
+      for (int w = 0; w < kWsPerOrg; ++w) {
+        f = rec(store::ImportRecord::Kind::kWorkspace);
+        f->workspace = org + "-w" + std::to_string(w);
+        f->org = org;
+      }
+      for (int u = 1; u < kUsersPerOrg; ++u) {
+        f = rec(store::ImportRecord::Kind::kWorkspaceMember);
+        f->workspace = org + "-w" + std::to_string(u % kWsPerOrg);
+        f->user = org + "-u" + std::to_string(u);
+        f->role = u % 3 == 0 ? "manager" : "agent";
+        f->team = "t" + std::to_string(u % 2);
+      }
+    }
+    store::ImportStats stats;
+    store::Status s = store->Import(recs, &stats);
+    if (!s.ok()) {
+      std::fprintf(stderr, "import: %s\n", s.ToString().c_str());
+      std::abort();
+    }
+    std::vector<policy::Issue> issues;
+    // The shipped policy, found from this source file's location (bench/ -> repo root).
+    std::string src = __FILE__;
+    std::string root = src.substr(0, src.rfind("/bench/"));
+    if (std::getenv("GATEHOUSE_POLICY_DIR")) root.clear();
+    std::string pdir = root.empty() ? std::getenv("GATEHOUSE_POLICY_DIR") : root + "/policies/respondio";
+    auto pol = policy::LoadPolicyDir(pdir, &issues);
+    if (!pol) {
+      std::fprintf(stderr, "policy %s: %s\n", pdir.c_str(), issues.empty() ? "?" : issues[0].ToString().c_str());
+      std::abort();
+    }
+    Config cfg;
+    service = std::make_unique<Service>(cfg, store.get());
+    service->SetPolicy(pol);
+    service->PrepareWorkers(1);
+    conn = std::make_shared<LocalConnection>();
+    conn->peer_.tier = Tier::kReader;
+    conn->state_ = service->OnOpen(*conn);
+
+    std::mt19937 rng(42);
+    for (int i = 0; i < 1024; ++i) {
+      int o = static_cast<int>(rng() % kOrgs);
+      int u = 1 + static_cast<int>(rng() % (kUsersPerOrg - 1));
+      std::string org = "o" + std::to_string(o);
+      std::string user = org + "-u" + std::to_string(u);
+      std::string ws = org + "-w" + std::to_string(u % kWsPerOrg);
+      allow_lines.push_back(
+          R"({"id":)" + std::to_string(i) + R"(,"op":"check","user":")" + user +
+          R"(","action":"conversation.reply","workspace":")" + ws +
+          R"(","resource":{"type":"conversation","id":"c9","attrs":{"assignee":")" + user +
+          R"(","team":"t1"}},"context":{"auth":{"method":"password"},"client":"web"}})");
+      std::string other = "o" + std::to_string((o + 1) % kOrgs) + "-w0";
+      deny_lines.push_back(R"({"id":)" + std::to_string(i) + R"(,"op":"check","user":")" + user +
+                           R"(","action":"workspace.access","workspace":")" + other + R"("})");
+    }
+    for (int b = 0; b < 16; ++b) {
+      std::string line = R"({"op":"check_batch","checks":[)";
+      for (int k = 0; k < 100; ++k) {
+        int o = static_cast<int>(rng() % kOrgs);
+        int u = 1 + static_cast<int>(rng() % (kUsersPerOrg - 1));
+        std::string org = "o" + std::to_string(o);
+        if (k) line += ",";
+        line += R"({"user":")" + org + "-u" + std::to_string(u) +
+                R"(","action":"workspace.access","workspace":")" + org + "-w" +
+                std::to_string(u % kWsPerOrg) + R"("})";
+      }
+      batch_lines.push_back(line + "]}");
+    }
+  }
+  ~World() {
+    conn->state_.reset();
+    service.reset();
+    store->Close();
+    std::string cmd = "rm -rf " + dir;
+    (void)system(cmd.c_str());
+  }
+};
+
+World& GetWorld() {
+  static World* w = new World();
+  return *w;
+}
+
+const std::string kCheckLine =
+    R"({"id":1,"op":"check","user":"u1","action":"conversation.reply","org":"o1","workspace":"w1",)"
+    R"("resource":{"type":"conversation","id":"c9","attrs":{"assignee":"u1","team":"t2"}},)"
+    R"("context":{"auth":{"method":"sso","idp":"idp-1","age_s":600},"client":"web"},)"
+    R"("explain":true,"min_rev":42})";
+
+void BM_DecodeCheck(benchmark::State& state) {
+  RequestArena arena;
+  Envelope env;
+  CheckArgs args;
+  Error err;
+  for (auto _ : state) {
+    bool ok = arena.ParseLine(kCheckLine, &err) && arena.DecodeEnvelope(&env, &err) &&
+              arena.DecodeCheck(&args, true, &err);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(args.req.user.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kCheckLine.size()));
+}
+BENCHMARK(BM_DecodeCheck);
+
+void BM_EncodeCheckReply(benchmark::State& state) {
+  std::string out;
+  out.reserve(256);
+  policy::Decision d{true, "ws-role-grants", "granted"};
+  for (auto _ : state) {
+    out.clear();
+    AppendCheckReply(&out, "1", 57, d, true);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_EncodeCheckReply);
+
+void RunLines(benchmark::State& state, const std::vector<std::string>& lines) {
+  World& w = GetWorld();
+  std::shared_ptr<Connection> c = w.conn;
+  std::string out;
+  out.reserve(1 << 16);
+  size_t i = 0;
+  for (auto _ : state) {
+    out.clear();
+    w.service->OnLine(c, lines[i++ % lines.size()], &out);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
+void BM_HandlerCheckAllow(benchmark::State& state) { RunLines(state, GetWorld().allow_lines); }
+BENCHMARK(BM_HandlerCheckAllow);
+
+void BM_HandlerCheckDenyCrossTenant(benchmark::State& state) {
+  RunLines(state, GetWorld().deny_lines);
+}
+BENCHMARK(BM_HandlerCheckDenyCrossTenant);
+
+void BM_HandlerCheckBatch100(benchmark::State& state) {
+  World& w = GetWorld();
+  std::shared_ptr<Connection> c = w.conn;
+  std::string out;
+  out.reserve(1 << 16);
+  size_t i = 0;
+  for (auto _ : state) {
+    out.clear();
+    w.service->OnLine(c, w.batch_lines[i++ % w.batch_lines.size()], &out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 100));
+}
+BENCHMARK(BM_HandlerCheckBatch100);
+
+}  // namespace
+}  // namespace gatehouse::daemon
+
+BENCHMARK_MAIN();
