@@ -1381,6 +1381,8 @@ store::Status AuthorizeWrite(const policy::CompiledPolicy& p, const WriteContext
     kv.value = policy::Value::String(v);
     attrs.push_back(kv);
   };
+  // The policy may tell writes apart (e.g. revoking an invitation is not seat-checked).
+  add("write_op", w.op);
   std::string action;
   std::string org = w.org;
   std::string ws;
