@@ -79,10 +79,10 @@ bool AuditLog::Append(std::string line) noexcept {
     }
   }
   slot->line = std::move(line);  // move-assign: noexcept, no allocation
-  slot->seq.store(pos + 1, std::memory_order_release);
-  // Pairs with the fence in Run(): either we see sleeping_, or the writer sees our slot.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) Wake();
+  // seq_cst store then seq_cst load, paired with the writer's seq_cst store of sleeping_ then
+  // load of the slot (Dekker): either we see sleeping_, or the writer sees our slot.
+  slot->seq.store(pos + 1, std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_seq_cst)) Wake();
   return true;
 }
 
@@ -155,10 +155,9 @@ void AuditLog::Run() {
     }
     if (closing_.load(std::memory_order_acquire)) return;
     uint32_t seen = wake_seq_.load(std::memory_order_acquire);
-    sleeping_.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    sleeping_.store(true, std::memory_order_seq_cst);
     const Slot& next = slots_[dequeue_pos_ & mask_];
-    bool ready = next.seq.load(std::memory_order_acquire) == dequeue_pos_ + 1;
+    bool ready = next.seq.load(std::memory_order_seq_cst) == dequeue_pos_ + 1;
     if (!ready && !closing_.load(std::memory_order_acquire) &&
         !reopen_.load(std::memory_order_acquire)) {
       wake_seq_.wait(seen, std::memory_order_acquire);
