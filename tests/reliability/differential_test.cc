@@ -210,7 +210,10 @@ uint64_t EnvU64(const char* name, uint64_t dflt) {
 
 std::shared_ptr<const policy::CompiledPolicy> LoadShipped(std::string* problems) {
   std::vector<policy::Issue> issues;
-  auto p = policy::LoadPolicyDir(GATEHOUSE_SOURCE_DIR "/policies/respondio", &issues);
+  // GATEHOUSE_DIFF_POLICY_DIR: run against another policy (e.g. a mutated copy, to see the
+  // test fail).
+  const char* dir = std::getenv("GATEHOUSE_DIFF_POLICY_DIR");
+  auto p = policy::LoadPolicyDir(dir ? dir : GATEHOUSE_SOURCE_DIR "/policies/respondio", &issues);
   for (const auto& i : issues) *problems += i.ToString() + "\n";
   return p;
 }
@@ -294,6 +297,7 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
   Case c;
   uint64_t mismatches = 0, isolation = 0, allows = 0, compared = 0, reasons_compared = 0;
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_action;  // allow, deny
+  std::map<std::string, uint64_t> categories;  // mismatch kinds
   for (uint64_t i = 0; i < cases; ++i) {
     if (i % 256 == 0) RandomWorld(rng, &world);
     RandomRequest(rng, actions, &c);
@@ -334,6 +338,11 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
       ++reasons_compared;
       bad = got.reason != want.reason;
     }
+    if (bad) {
+      categories[std::string(c.req.action) + ": engine " + (got.allow ? "allow" : "deny") + "/" +
+                 std::string(got.reason) + " vs reference " + (want.allow ? "allow" : "deny") +
+                 "/" + want.reason]++;
+    }
     if (bad && ++mismatches <= 10) {
       ADD_FAILURE() << "MISMATCH (case " << i << ", seed " << seed << ")\nworld:\n"
                     << Describe(world) << "request: " << Describe(c.req) << "\nengine:    allow="
@@ -345,6 +354,7 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
               " reasons compared, %" PRIu64 " allows, %" PRIu64 " mismatches, %" PRIu64
               " isolation failures\n",
               cases, compared, reasons_compared, allows, mismatches, isolation);
+  for (const auto& [k, n] : categories) std::printf("  mismatch x%" PRIu64 ": %s\n", n, k.c_str());
   EXPECT_EQ(mismatches, 0u);
   EXPECT_EQ(isolation, 0u);
   // The generator must reach both outcomes for (nearly) every spec action, or the test is

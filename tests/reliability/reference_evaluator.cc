@@ -212,7 +212,11 @@ RefDecision ReferenceEvaluate(const MemoryFacts& world, const policy::Request& r
     const char letter = RoleLetter(org_role);
     if (roles.find(letter) == std::string::npos) return Deny("no_permission", false);
     const std::string_view a = req.action;
-    if ((a == "org.users.role.assign" || a == "org.users.remove") && IsSelf(req)) {
+    // org.workspace.members.manage too: the daemon authorizes workspace membership writes
+    // with it as an alternative to workspace.users.* (policies/respondio/README.md).
+    if ((a == "org.users.role.assign" || a == "org.users.remove" ||
+         a == "org.workspace.members.manage") &&
+        IsSelf(req)) {
       return Deny("self_modification", false);
     }
     if (a == "org.users.invite" || a == "org.users.role.assign" || a == "org.users.remove") {
