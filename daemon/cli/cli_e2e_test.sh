@@ -77,6 +77,24 @@ printf 'this: [is not\n  valid yaml\n' >"$T/badpolicy/bad.yaml"
 expect 1 "$GH" policy validate "$T/badpolicy"
 contains "$T/out" "bad.yaml:"
 expect 0 "$GH" policy test "$SRC/policies/respondio"
+contains "$T/out" "0 failed"
+# A failing suite: each failure is printed with request, expected and actual; exit 1.
+cp -r "$SRC/policies/respondio" "$T/pol"
+cat >"$T/pol/wrong_test.yaml" <<'EOF'
+name: deliberately wrong
+fixtures:
+  orgs:
+    - {id: o1, members: {m1: member}}
+tests:
+  - name: member deletes org
+    request: {user: m1, action: org.delete, org: o1}
+    expect: {allow: true}
+EOF
+expect 1 "$GH" policy test "$T/pol"
+contains "$T/out" "FAIL"
+contains "$T/out" "member deletes org"
+contains "$T/out" "org.delete"
+contains "$T/out" "1 failed"
 
 # ---- offline: import ----------------------------------------------------------------------
 printf '{"type":"user","user":"x"}\n' >"$T/bad.jsonl"
