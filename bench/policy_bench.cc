@@ -273,6 +273,16 @@ void BM_DecisionSynthetic1000Rules(benchmark::State& state) {
 }
 BENCHMARK(BM_DecisionSynthetic1000Rules);
 
+void BM_DecisionSynthetic1000RulesFixedFacts(benchmark::State& state) {
+  Synthetic& s = GetSynthetic();
+  FixedFacts facts(s.facts, "u", "o1", "w1");
+  for (auto _ : state) {
+    Decision d = Evaluate(*s.policy, s.req, facts);
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_DecisionSynthetic1000RulesFixedFacts);
+
 void BM_CompileSynthetic(benchmark::State& state) {
   Synthetic& s = GetSynthetic();
   for (auto _ : state) {

@@ -33,7 +33,7 @@ RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
 RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 RtValue FindAttr(AttrList attrs, std::string_view key) noexcept {
   for (const KeyValue& kv : attrs) {
-    if (kv.key == key) return RtValue::From(kv.value);
+    if (internal::SvEqual(kv.key, key)) return RtValue::From(kv.value);
   }
   return RtValue();
 }

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "policy/internal/bytes.h"
 #include "policy/internal/compiled.h"
 
 namespace gatehouse::policy {
@@ -60,7 +61,7 @@ uint32_t NameMap::Find(std::string_view key) const noexcept {
   while (true) {
     const Slot& s = slots_[h];
     if (s.value == kNone) return kNone;
-    if (s.key == key) return s.value;
+    if (SvEqual(s.key, key)) return s.value;
     h = (h + 1) & mask_;
   }
 }

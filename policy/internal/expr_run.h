@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "policy/internal/bytes.h"
 #include "policy/internal/expr.h"
 
 namespace gatehouse::policy::internal {
@@ -16,9 +17,7 @@ inline bool RtIsNum(const RtValue& v) noexcept {
 }
 
 inline bool RtStrEq(const RtValue& a, const RtValue& b) noexcept {
-  if (a.n != b.n) return false;
-  if (a.n == 0) return true;
-  return a.str[0] == b.str[0] && std::memcmp(a.str, b.str, a.n) == 0;
+  return a.n == b.n && BytesEqual(a.str, b.str, a.n);
 }
 
 // Three-way compare; false if not comparable.
@@ -76,7 +75,7 @@ inline bool RtIn(const RtValue& a, const RtValue& list) noexcept {
     if (a.kind != RtValue::Kind::kString) return false;
     std::string_view s = a.s();
     for (uint32_t k = 0; k < list.n; ++k) {
-      if (list.strs[k] == s) return true;
+      if (SvEqual(list.strs[k], s)) return true;
     }
     return false;
   }
