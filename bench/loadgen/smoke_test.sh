@@ -1,0 +1,28 @@
+#!/bin/sh
+# Smoke test of gatehouse-bench (CTest): a 10k-membership world, every scenario for a fraction
+# of a second. Fails if the tool fails, any reply is an error, or any daemon decision differs
+# from the in-process evaluator's decision for the same request. No speed assertions.
+set -eu
+bench="$1"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$bench" --memberships 10000 --pool 4000 --seconds 0.3 --conns 4 --depth 4 --json >"$out"
+python3 - "$out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+bad = []
+for section in ("floor", "socket"):
+    for name, r in j.get(section, {}).items():
+        if r.get("requests", 0) == 0: bad.append(f"{section}.{name}: no replies")
+        if r.get("errors", 0): bad.append(f"{section}.{name}: {r['errors']} errors")
+        if r.get("mismatches", 0): bad.append(f"{section}.{name}: {r['mismatches']} mismatches")
+        if "failure" in r: bad.append(f"{section}.{name}: {r['failure']}")
+rl = j["socket"]["reload_under_load"]
+if rl.get("reloads_failed", 0) or rl.get("reloads_ok", 0) == 0: bad.append("reload under load failed")
+if j["socket"]["latency_c1_d1"].get("verified", 0) == 0: bad.append("nothing verified")
+if not 0.3 < j["mix"]["allow_fraction"] < 0.7: bad.append("allow mix off: %s" % j["mix"]["allow_fraction"])
+if j["inproc"]["checks"] == 0: bad.append("in-process loop did nothing")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print("ok")
+PY
