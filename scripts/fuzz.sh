@@ -18,6 +18,12 @@ ALL_TARGETS=(policy_loader expr store_decode protocol_codec dispatch)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL_TARGETS[@]}")
 
+if ! command -v clang++ >/dev/null || [ ! -d /usr/lib/llvm-14/lib/clang ]; then
+  # clang + libFuzzer runtime (Debian: clang, libclang-rt-14-dev).
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends ${GATEHOUSE_EXTRA_PKGS:-clang libclang-rt-14-dev}
+fi
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DGATEHOUSE_BUILD_FUZZ=ON \
   -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 bins=()

@@ -7,7 +7,7 @@
 // user in the resolved org.
 //
 // Cases: 1,000,000 by default; GATEHOUSE_DIFF_CASES=N overrides (the sanitizer builds use
-// fewer); GATEHOUSE_LONG_TESTS=1 runs 10,000,000. GATEHOUSE_DIFF_SEED picks the seed.
+// fewer: 100,000 with GATEHOUSE_SANITIZER_RUN=1); GATEHOUSE_LONG_TESTS=1 runs 10,000,000. GATEHOUSE_DIFF_SEED picks the seed.
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -278,7 +278,11 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
   ASSERT_TRUE(policy) << "shipped policy does not load:\n" << problems;
 
   const bool long_run = std::getenv("GATEHOUSE_LONG_TESTS") != nullptr;
-  const uint64_t cases = EnvU64("GATEHOUSE_DIFF_CASES", long_run ? 10'000'000 : 1'000'000);
+  // Sanitizer builds (GATEHOUSE_SANITIZER_RUN=1, set by .ci/run) are ~10x slower.
+  const bool sanitized = std::getenv("GATEHOUSE_SANITIZER_RUN") != nullptr;
+  const uint64_t cases = EnvU64("GATEHOUSE_DIFF_CASES", long_run    ? 10'000'000
+                                                        : sanitized ? 100'000
+                                                                    : 1'000'000);
   const uint64_t seed = EnvU64("GATEHOUSE_DIFF_SEED", 20261129);
   Rng rng(seed);
 
@@ -298,6 +302,7 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
   uint64_t mismatches = 0, isolation = 0, allows = 0, compared = 0, reasons_compared = 0;
   std::map<std::string, std::pair<uint64_t, uint64_t>> per_action;  // allow, deny
   std::map<std::string, uint64_t> categories;  // mismatch kinds
+  uint64_t lists_compared = 0, list_mismatches = 0;
   for (uint64_t i = 0; i < cases; ++i) {
     if (i % 256 == 0) RandomWorld(rng, &world);
     RandomRequest(rng, actions, &c);
@@ -324,6 +329,30 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
           ADD_FAILURE() << "TENANT ISOLATION: allow without membership in the resolved org\n"
                         << Describe(world) << "  request: " << Describe(c.req);
         }
+      }
+    }
+    // Every 64th case: list_actions (ListAllowedActions, its own code path) must return
+    // exactly the catalog actions the reference allows for this user and scope.
+    if (i % 64 == 0) {
+      ++lists_compared;
+      std::vector<uint32_t> out(policy::ActionCount(*policy));
+      const size_t n = policy::ListAllowedActions(*policy, c.req, world, out.data(), out.size());
+      std::set<std::string> listed, want_list;
+      for (size_t k = 0; k < n; ++k) listed.emplace(policy::ActionName(*policy, out[k]));
+      policy::Request q = c.req;
+      for (const auto& a : catalog) {
+        q.action = a;
+        if (ActionScope(a) != RefScope::kUnknown && ReferenceEvaluate(world, q).allow) {
+          want_list.insert(a);
+        }
+      }
+      if (listed != want_list && ++list_mismatches <= 5) {
+        std::string l1, l2;
+        for (const auto& a : listed) l1 += a + " ";
+        for (const auto& a : want_list) l2 += a + " ";
+        ADD_FAILURE() << "LIST_ACTIONS MISMATCH (case " << i << ")\nworld:\n" << Describe(world)
+                      << "request: " << Describe(c.req) << "\nengine:    " << l1
+                      << "\nreference: " << l2;
       }
     }
     const bool spec_action = ActionScope(c.req.action) != RefScope::kUnknown;
@@ -355,7 +384,10 @@ TEST(DifferentialTest, ShippedPolicyMatchesReference) {
               " isolation failures\n",
               cases, compared, reasons_compared, allows, mismatches, isolation);
   for (const auto& [k, n] : categories) std::printf("  mismatch x%" PRIu64 ": %s\n", n, k.c_str());
+  std::printf("list_actions: %" PRIu64 " compared, %" PRIu64 " mismatches\n", lists_compared,
+              list_mismatches);
   EXPECT_EQ(mismatches, 0u);
+  EXPECT_EQ(list_mismatches, 0u);
   EXPECT_EQ(isolation, 0u);
   // The generator must reach both outcomes for (nearly) every spec action, or the test is
   // vacuous for that action.
