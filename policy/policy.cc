@@ -40,7 +40,11 @@ uint64_t NameMap::Hash(std::string_view s) noexcept {
     std::memcpy(&w, p, n);
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
   }
-  return h ^ (h >> 29);
+  // Finalizer (murmur3 fmix64): every input bit reaches the low bits used as the slot index.
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
 }
 
 void NameMap::Build(const std::vector<std::string_view>& keys) {
