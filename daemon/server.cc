@@ -122,12 +122,13 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
 
   // Worker-side control.
   void Drain() {
-    // Stop reading new data: the pending read completes with EOF; lines already received are
-    // still answered.
+    // Stop the client from sending more (its writes now fail) but keep reading what is already
+    // queued in the socket: those requests were sent before shutdown and get answered. Reads
+    // then return end-of-stream and the connection closes once its replies are flushed.
     boost::system::error_code ec;
     socket_.shutdown(stream::socket::shutdown_receive, ec);
-    eof_ = true;
-    MaybeClose();
+    if (ec) eof_ = true;
+    Pump();
   }
 
   void Sweep(Clock::time_point now) {
