@@ -404,6 +404,7 @@ bool ParseInvocation(int argc, const char* const* argv, const char* env_socket, 
   // also understands --socket, so it is passed through).
   std::vector<std::string> rest;
   bool serve = false;
+  bool socket_flag = false;  // --socket given before `serve`: the daemon gets it too
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (serve) {
@@ -435,6 +436,7 @@ bool ParseInvocation(int argc, const char* const* argv, const char* env_socket, 
         return false;
       }
       inv->socket = v;
+      socket_flag = true;
     } else if ((r = global_value("--timeout-ms", &v)) != 0) {
       if (r < 0) return false;
       int64_t ms;
@@ -495,7 +497,10 @@ bool ParseInvocation(int argc, const char* const* argv, const char* env_socket, 
     return false;
   }
   const CommandSpec& cmd = *inv->cmd;
-  if (cmd.kind == Kind::kServe) return true;  // the daemon parses its own flags
+  if (cmd.kind == Kind::kServe) {  // the daemon parses its own flags
+    if (socket_flag) inv->passthrough.insert(inv->passthrough.begin(), {"--socket", inv->socket});
+    return true;
+  }
   if (inv->help) return true;
 
   json& req = inv->request;

@@ -219,6 +219,15 @@ TEST(CommandsTest, ServePassesItsArgumentsThrough) {
                                       "--json"}));
 }
 
+TEST(CommandsTest, SocketBeforeServeIsPassedToTheDaemon) {
+  Parsed p = Parse({"--socket", "/tmp/a.sock", "serve", "--data", "d"});
+  ASSERT_TRUE(p.ok) << p.err;
+  EXPECT_EQ(p.inv.passthrough, (std::vector<std::string>{"--socket", "/tmp/a.sock", "--data", "d"}));
+  p = Parse({"serve", "--data", "d"}, "/run/env.sock");  // env: the daemon reads it itself
+  ASSERT_TRUE(p.ok) << p.err;
+  EXPECT_EQ(p.inv.passthrough, (std::vector<std::string>{"--data", "d"}));
+}
+
 TEST(CommandsTest, Help) {
   Parsed p = Parse({"--help"});
   ASSERT_TRUE(p.ok);
