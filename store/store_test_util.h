@@ -73,7 +73,7 @@ struct TestStore {
     } else {
       t.dir = std::make_unique<TempDir>();
       o.path = t.dir->path();
-      o.map_size = size_t{256} << 20;
+      o.map_size = size_t{64} << 20;
       s = Store::Open(o, &t.store);
     }
     EXPECT_TRUE(s.ok()) << s.ToString();
