@@ -165,3 +165,52 @@ TEST(LoaderTest, ExpressionColumnsPointIntoTheScalar) {
 
 }  // namespace
 }  // namespace gatehouse::policy
+
+namespace gatehouse::policy {
+namespace {
+
+// Bad input never crashes the loader: deterministic byte mutations of the example policy
+// either load or are rejected with issues (ASan/UBSan builds check memory safety too).
+TEST(LoaderRobustnessTest, MutatedPoliciesLoadOrFailCleanly) {
+  std::vector<SourceFile> base;
+  for (const char* name : {"catalog.yaml", "roles.yaml", "rules.yaml", "overlay_acme.yaml"}) {
+    base.push_back({name, ReadAll(fs::path(GATEHOUSE_POLICY_TESTDATA) / "example" / name)});
+  }
+  const char kBytes[] = "*&!|:-[]{}()'\"\n #.,=<>0aZ\t\\";
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  int loaded = 0, rejected = 0;
+  for (int round = 0; round < 150; ++round) {
+    std::vector<SourceFile> files = base;
+    SourceFile& f = files[next() % files.size()];
+    int edits = 1 + static_cast<int>(next() % 4);
+    for (int e = 0; e < edits && !f.text.empty(); ++e) {
+      size_t pos = next() % f.text.size();
+      switch (next() % 3) {
+        case 0: f.text[pos] = kBytes[next() % (sizeof kBytes - 1)]; break;
+        case 1: f.text.erase(pos, 1 + next() % 8); break;
+        default: f.text.insert(pos, 1, kBytes[next() % (sizeof kBytes - 1)]); break;
+      }
+    }
+    std::vector<Issue> issues;
+    auto p = LoadPolicySources(files, &issues);
+    if (p) {
+      EXPECT_TRUE(issues.empty());
+      ++loaded;
+    } else {
+      ASSERT_FALSE(issues.empty());
+      for (const Issue& i : issues) EXPECT_FALSE(i.message.empty());
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_GT(loaded + rejected, 0);
+}
+
+}  // namespace
+}  // namespace gatehouse::policy
