@@ -136,7 +136,13 @@ class Interpreter {
   }
 
   __attribute__((always_inline)) Truth Leaf(const Node& n) noexcept {
-    RtValue a, b;
+    // Uninitialized: LoadOperand always assigns before use.
+    union Slot {
+      Slot() {}
+      RtValue v;
+    } sa, sb;
+    RtValue& a = sa.v;
+    RtValue& b = sb.v;
     if (!LoadOperand(n.a, &a)) return Truth::kError;
     switch (n.kind) {
       case Node::Kind::kTruth:
