@@ -176,6 +176,71 @@ void BM_ListAllowedActionsTypical(benchmark::State& state) {
 }
 BENCHMARK(BM_ListAllowedActionsTypical);
 
+// The shipped respond.io policy (policies/respondio), if present: same request shapes.
+struct Respondio {
+  std::shared_ptr<const CompiledPolicy> policy;
+  MemoryFacts facts;
+  KeyValue attrs[2] = {{"assignee", Value::String("zoe")}, {"team", Value::String("t1")}};
+  Request req;
+  Respondio() {
+    std::vector<Issue> issues;
+    policy = LoadPolicyDir(SourceDir() + "/policies/respondio", &issues);
+    auto& o = facts.orgs["o1"];
+    o.features = {"sso", "webhooks"};
+    o.members["bob"] = "member";
+    o.members["alice"] = "org_admin";
+    auto& w = facts.workspaces["w1"];
+    w.org = "o1";
+    w.members["bob"] = {"agent", "t1", {}, "assigned_or_team", {}};
+    facts.Finalize();
+    req.user = "bob";
+    req.action = "conversation.reply";
+    req.workspace = "w1";
+    req.resource_type = "conversation";
+    req.resource_attrs = attrs;
+    req.auth_method = "password";
+  }
+};
+
+Respondio& GetRespondio() {
+  static Respondio r;
+  return r;
+}
+
+void BM_DecisionRespondioFixedFacts(benchmark::State& state) {
+  Respondio& t = GetRespondio();
+  if (!t.policy) {
+    state.SkipWithError("policies/respondio did not load");
+    return;
+  }
+  FixedFacts facts(t.facts, "bob", "o1", "w1");
+  Decision d = Evaluate(*t.policy, t.req, facts);
+  if (!d.allow) state.SkipWithError("unexpected decision");
+  for (auto _ : state) {
+    Decision d = Evaluate(*t.policy, t.req, facts);
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_DecisionRespondioFixedFacts);
+
+void BM_ListAllowedActionsRespondio(benchmark::State& state) {
+  Respondio& t = GetRespondio();
+  if (!t.policy) {
+    state.SkipWithError("policies/respondio did not load");
+    return;
+  }
+  std::vector<uint32_t> out(ActionCount(*t.policy));
+  Request r = t.req;
+  r.user = "alice";
+  FixedFacts facts(t.facts, "alice", "o1", "w1");
+  for (auto _ : state) {
+    size_t n = ListAllowedActions(*t.policy, r, facts, out.data(), out.size());
+    benchmark::DoNotOptimize(n);
+  }
+  state.counters["actions"] = static_cast<double>(ActionCount(*t.policy));
+}
+BENCHMARK(BM_ListAllowedActionsRespondio);
+
 // Synthetic policy: 40 resource groups x 12 actions (480 actions), 100 org + 100 workspace
 // roles (include chains, wildcard grants), 1,000 rules with conditions (10 global gates).
 std::string SyntheticPolicy() {
