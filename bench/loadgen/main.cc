@@ -69,6 +69,7 @@ namespace gb = gatehouse::bench;
 namespace gs = gatehouse::store;
 namespace gp = gatehouse::policy;
 using json = nlohmann::ordered_json;
+using gatehouse::bench::Histogram;
 
 namespace {
 
@@ -113,6 +114,15 @@ long ProcStatusKb(pid_t pid, const char* key) {
     if (line.rfind(k, 0) == 0) return std::atol(line.c_str() + k.size());
   }
   return -1;
+}
+
+double LoadAvg() {
+  double l = -1;
+  if (FILE* f = fopen("/proc/loadavg", "r")) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1;
+    fclose(f);
+  }
+  return l;
 }
 
 uint64_t DirBytes(const std::string& dir) {
@@ -503,6 +513,7 @@ struct Opts {
   std::string cerbos;  // host:port
   pid_t cerbos_pid = -1;
   int cerbos_conns = 16;
+  size_t map_gb = 64;
 };
 
 const char kUsage[] =
@@ -522,6 +533,7 @@ const char kUsage[] =
     "  --socket PATH       use a running daemon (with --pid PID for CPU/RSS) instead of starting one\n"
     "  --cerbos HOST:PORT  Cerbos HTTP endpoint for the cerbos scenario (--cerbos-pid PID)\n"
     "  --cerbos-conns N    connections for the comparison (default 16, 1 request in flight each)\n"
+    "  --map-gb N          LMDB map size of this process (default 64; use 4 under valgrind)\n"
     "  --json              print one JSON object instead of the table\n";
 
 bool ParseArgs(int argc, char** argv, Opts* o) {
@@ -555,6 +567,7 @@ bool ParseArgs(int argc, char** argv, Opts* o) {
     else if (a == "--cerbos-pid") o->cerbos_pid = std::stoi(val());
     else if (a == "--cerbos-conns") o->cerbos_conns = std::stoi(val());
     else if (a == "--json") o->json_out = true;
+    else if (a == "--map-gb") o->map_gb = std::stoull(val());
     else if (a == "--help" || a == "-h") {
       fputs(kUsage, stdout);
       exit(0);
@@ -634,7 +647,8 @@ int main(int argc, char** argv) {
   FILE* out = o.json_out ? stderr : stdout;  // progress/table goes to stderr with --json
   json J;
   J["tool"] = "gatehouse-bench";
-  J["machine"] = {{"vcpus", std::thread::hardware_concurrency()}, {"pinned", false}};
+  J["machine"] = {{"vcpus", std::thread::hardware_concurrency()}, {"pinned", false},
+                  {"loadavg_1m_at_start", LoadAvg()}};
 
   // Scratch dir (sockets, logs, and the world unless --data).
   char tmpl[] = "/tmp/gh_bench_XXXXXX";
@@ -686,6 +700,7 @@ int main(int argc, char** argv) {
     gs::Options so;
     so.path = data;
     so.durable = false;
+    so.map_size = o.map_gb << 30;
     gs::Status s = gs::Store::Open(so, &st);
     if (!s.ok()) {
       fprintf(stderr, "open store %s: %s\n", data.c_str(), s.ToString().c_str());
@@ -819,7 +834,7 @@ int main(int argc, char** argv) {
       const std::string th = std::to_string(o.threads);
       execl(o.gatehouse.c_str(), o.gatehouse.c_str(), "serve", "--socket", gh_path.c_str(),
             "--data", data.c_str(), "--policy", o.policy.c_str(), "--threads", th.c_str(),
-            "--durable", "false", "--watch_policy", "false", "--log_level", "warn",
+            "--durable=false", "--watch_policy=false", "--log_level", "warn",
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -848,6 +863,7 @@ int main(int argc, char** argv) {
       if (reply.find('\n') != std::string::npos) t_first = NowNs();
       break;
     }
+    const double cpu_first = ProcCpu(daemon.pid);
     if (t_first == 0) {
       fprintf(stderr, "daemon did not answer; log %s:\n", log.c_str());
       std::ifstream f(log);
@@ -857,10 +873,13 @@ int main(int argc, char** argv) {
     }
     J["startup"] = {{"first_answer_ms", (t_first - t0) / 1e6},
                     {"listening_ms", (t_conn - t0) / 1e6},
+                    {"daemon_cpu_ms_at_first_answer", cpu_first * 1e3},
+                    {"loadavg_1m", LoadAvg()},
                     {"rss_anon_kb_at_start", ProcStatusKb(daemon.pid, "RssAnon")},
                     {"first_reply", reply.substr(0, reply.find('\n'))}};
-    fprintf(out, "startup: first answered check %.1f ms after fork+exec (socket up at %.1f ms)\n",
-            (t_first - t0) / 1e6, (t_conn - t0) / 1e6);
+    fprintf(out, "startup: first answered check %.1f ms after fork+exec (socket up at %.1f ms; "
+            "daemon CPU so far %.0f ms; load average %.1f)\n",
+            (t_first - t0) / 1e6, (t_conn - t0) / 1e6, cpu_first * 1e3, LoadAvg());
   }
 
   json floors;

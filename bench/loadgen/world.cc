@@ -14,6 +14,7 @@ namespace {
 const char* const kOrgActions[] = {
     // org.view is weighted up: it is what every UI asks first.
     "org.view", "org.view", "org.view", "org.view", "org.view", "org.view",
+    "org.view", "org.view", "org.view", "org.view", "org.view", "org.view",
     "org.settings.open", "org.settings.general.view", "org.settings.general.manage",
     "org.delete", "org.users.view", "org.users.invite", "org.users.remove",
     "org.users.role.assign", "org.users.export", "org.workspaces.view", "workspace.create",
@@ -24,7 +25,8 @@ const char* const kOrgActions[] = {
 
 // Workspace actions, weighted towards what agents do all day.
 const char* const kWsActions[] = {
-    "workspace.access", "workspace.access", "workspace.access", "snippet.use",
+    "workspace.access", "workspace.access", "workspace.access", "workspace.access",
+    "workspace.access", "snippet.use", "conversation.view", "conversation.reply",
     "conversation.view", "conversation.view", "conversation.reply", "conversation.reply",
     "conversation.assign", "conversation.comment", "conversation.view_all", "contact.view",
     "contact.edit", "contact.delete", "contact.export", "data.export",
