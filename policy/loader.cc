@@ -180,8 +180,10 @@ class Loader {
   // Checks that map `n` only has `allowed` keys.
   void CheckKeys(size_t file, const YAML::Node& n, const char* what,
                  std::initializer_list<const char*> allowed) {
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node key = it->first;  // a copy: it-> returns a temporary proxy
+    // Range-for keeps each iterator_value alive for the body; `it->first` would point into a
+    // temporary proxy that dies at the end of its full-expression (ASan use-after-scope).
+    for (const auto& kv : n) {
+      const YAML::Node& key = kv.first;
       std::string k = key.IsScalar() ? key.Scalar() : std::string("?");
       bool ok = false;
       std::string list;
