@@ -7,12 +7,14 @@
 #   4. runs the daemon in the foreground on ./var/gatehouse.sock with policies/respondio
 #      (Ctrl-C stops it; run this script again to restart with the same data).
 # Start over with: rm -rf var
+# Arguments are passed to scripts/setup.sh (cmake), e.g. a faster first run without the test and
+# benchmark suites: scripts/quickstart.sh -DGATEHOUSE_BUILD_TESTS=OFF -DGATEHOUSE_BUILD_BENCH=OFF
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DIR="${GATEHOUSE_BUILD_DIR:-build}"
 export GATEHOUSE_BUILD_DIR="$BUILD_DIR"
-scripts/setup.sh
+scripts/setup.sh "$@"
 
 GH="$BUILD_DIR/daemon/cli/gatehouse"
 if [ ! -x "$GH" ]; then
