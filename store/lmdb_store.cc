@@ -170,6 +170,13 @@ class LmdbWriteKv : public KvTxn {
     *sv = View(v);
     return true;
   }
+  bool Exists(Table t, std::string_view key) noexcept override {
+    if (key.empty() || key.size() > 511) return false;
+    MDB_val k = Val(key), v;
+    const int rc = mdb_get(cur(), dbis_[static_cast<int>(t)], &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) err_ = true;
+    return rc == 0;
+  }
   bool Scan(Table t, std::string_view prefix, std::string_view start, const ScanFn& fn) override {
     MDB_cursor* c = nullptr;
     int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
@@ -196,7 +203,8 @@ class LmdbWriteKv : public KvTxn {
     }
     return true;
   }
-  bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs) override {
+  bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs, bool unique,
+                 std::string* dup) override {
     if (kvs.empty()) return true;
     MDB_cursor* c = nullptr;
     int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
@@ -209,9 +217,15 @@ class LmdbWriteKv : public KvTxn {
     rc = mdb_cursor_get(c, &lk, &lv, MDB_LAST);
     const bool append = rc == MDB_NOTFOUND || (rc == 0 && View(lk) < std::string_view(kvs.front().first));
     rc = 0;
+    const unsigned flags = (append ? MDB_APPEND : 0) | (unique ? MDB_NOOVERWRITE : 0);
     for (const auto& [key, value] : kvs) {
       MDB_val k = Val(key), v = Val(value);
-      rc = mdb_cursor_put(c, &k, &v, append ? MDB_APPEND : 0);
+      rc = mdb_cursor_put(c, &k, &v, flags);
+      if (rc == MDB_KEYEXIST && unique) {
+        *dup = key;
+        mdb_cursor_close(c);
+        return false;
+      }
       if (rc != 0) break;
     }
     mdb_cursor_close(c);

@@ -614,6 +614,27 @@ TEST_P(InvariantsTest, ImportChecksInvariants) {
   EXPECT_EQ(s.invariant(), 3);
   EXPECT_EQ(st().Revision(), rev);
   EXPECT_EQ(Dump(st(), {"iu", "iv"}, orgs_), before);
+  // Duplicates, within a batch or against the store, refuse the batch.
+  std::vector<ImportRecord> dups = {
+      rec(K::kUser, {{"user", "iw"}, {"email", "IU@example.com"}}),
+  };
+  s = st().Import(dups, &stats, 100);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
+  EXPECT_NE(s.message().find("email"), std::string::npos) << s.message();
+  dups = {
+      rec(K::kOrgMember, {{"org", "io"}, {"user", "iu"}, {"role", "member"}}),
+  };
+  s = st().Import(dups, &stats, 100);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
+  EXPECT_NE(s.message().find("membership of user 'iu' in org 'io'"), std::string::npos) << s.message();
+  dups = {
+      rec(K::kUser, {{"user", "ix"}, {"email", "ix@example.com"}}),
+      rec(K::kUser, {{"user", "ix"}, {"email", "ix2@example.com"}}),
+  };
+  s = st().Import(dups, &stats, 100);
+  EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
+  EXPECT_EQ(st().Revision(), rev);
+  EXPECT_EQ(Dump(st(), {"iu", "iv", "ix"}, orgs_), before);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, InvariantsTest, ::testing::Values("memory", "lmdb"),

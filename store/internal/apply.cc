@@ -1091,6 +1091,25 @@ Status OpWsRemoveMember(Ctx& c, const WriteRequest& r) {
   return Status::Ok();
 }
 
+std::string DescribeKey(Table t, std::string_view key) {
+  std::string_view a, b = key;
+  switch (t) {
+    case Table::kUsers:
+      return "user " + Q(key);
+    case Table::kEmails:
+      return "email " + Q(key);
+    case Table::kOrgMembers:
+      if (!GetKeyPart(&b, &a)) break;
+      return "membership of user " + Q(b) + " in org " + Q(a);
+    case Table::kWsMembers:
+      if (!GetKeyPart(&b, &a)) break;
+      return "membership of user " + Q(b) + " in workspace " + Q(a);
+    default:
+      break;
+  }
+  return std::string("key in ") + TableName(t);
+}
+
 }  // namespace
 
 Status CheckId(std::string_view field, std::string_view value) {
@@ -1195,15 +1214,12 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
   std::unordered_set<std::string> staged_keys[kTableCount];
   auto put = [&](Table t, std::string k, std::string v) {
     const int i = static_cast<int>(t);
-    if (t == Table::kUsers || t == Table::kEmails || t == Table::kOrgMembers || t == Table::kWsMembers) {
-      staged_keys[i].insert(k);
-    }
+    if (t == Table::kUsers || t == Table::kOrgMembers) staged_keys[i].insert(k);  // looked up below
     staged[i].emplace_back(std::move(k), std::move(v));
   };
   auto has = [&](Table t, const std::string& k) {
     if (staged_keys[static_cast<int>(t)].count(k)) return true;
-    std::string_view a, b;
-    return txn.Get(t, k, &a, &b);
+    return txn.Exists(t, k);
   };
   auto user_exists = [&](const std::string& id) { return has(Table::kUsers, id); };
   uint64_t members = 0;
@@ -1220,9 +1236,8 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         Status s = CheckId("user", f.user);
         if (s.ok()) s = CheckEmail(f.email);
         if (!s.ok()) return fail(s);
-        if (user_exists(f.user)) return fail(Conflict("user " + Q(f.user) + " already exists"));
+        // Duplicate users and emails are caught when the sorted run is written (unique puts).
         const std::string lower = AsciiLower(f.email);
-        if (has(Table::kEmails, lower)) return fail(Conflict("field 'email': " + Q(f.email) + " is already registered"));
         UserRec u{f.user, f.email, rec.email_verified, 1, 0};
         if (f.allowance) {
           if (*f.allowance < 0 || *f.allowance > kMaxAllowance) return fail(Bad("field 'allowance' out of range"));
@@ -1270,7 +1285,6 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!org) return fail(NotFound("org " + Q(f.org) + " not found"));
         if (!user_exists(f.user)) return fail(NotFound("user " + Q(f.user) + " not found"));
         key = KP2(f.org, f.user);
-        if (has(Table::kOrgMembers, key)) return fail(Conflict("user " + Q(f.user) + " is already a member of org " + Q(f.org)));
         put(Table::kOrgMembers, key, EncodeOrgMember(OrgMemberRec{f.user, f.org, f.role}));
         put(Table::kUserOrgs, KP2(f.user, f.org), {});
         ++org->members;
@@ -1305,7 +1319,6 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
           return fail(Conflict("user " + Q(f.user) + " is not a member of org " + Q(ws->org), 3));
         }
         key = KP2(f.workspace, f.user);
-        if (has(Table::kWsMembers, key)) return fail(Conflict("user " + Q(f.user) + " is already a member of workspace " + Q(f.workspace)));
         WsMemberRec m{f.user, f.workspace, ws->org, {}, {}, {}, {}};
         s = ApplyRoleAndRestrictions(o, f.role, f.restrictions, &m);
         if (!s.ok()) return fail(s);
@@ -1324,8 +1337,18 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
   for (int i = 0; i < kTableCount; ++i) {
     auto& v = staged[i];
     if (v.empty()) continue;
+    const Table t = static_cast<Table>(i);
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    if (!txn.PutSorted(static_cast<Table>(i), v)) return Internal("storage error during import");
+    // Entity tables must not get duplicates, within the batch or against the store.
+    const bool unique = t == Table::kUsers || t == Table::kEmails || t == Table::kOrgMembers || t == Table::kWsMembers;
+    std::string dup;
+    for (size_t j = 1; unique && j < v.size() && dup.empty(); ++j) {
+      if (v[j].first == v[j - 1].first) dup = v[j].first;
+    }
+    if (dup.empty() && !txn.PutSorted(t, v, unique, &dup) && dup.empty()) {
+      return Internal("storage error during import");
+    }
+    if (!dup.empty()) return Conflict("import: duplicate " + DescribeKey(t, dup));
   }
   std::string args = "{\"records\":" + std::to_string(n) + ",\"memberships\":" + std::to_string(members) + "}";
   if (!txn.AppendChange(rev, ChangeJson(rev, "import", {}, now, args, {}))) return Internal("storage error writing the change record");

@@ -50,6 +50,11 @@ class KvRead {
   // and *value are set. On a storage error returns false and error() becomes true.
   virtual bool Get(Table t, std::string_view key, std::string_view* stored_key,
                    std::string_view* value) noexcept = 0;
+  // Returns true iff key is present (no views; backends may answer cheaper than Get).
+  virtual bool Exists(Table t, std::string_view key) noexcept {
+    std::string_view k, v;
+    return Get(t, key, &k, &v);
+  }
   // Calls fn for each entry whose key starts with `prefix` and is >= `start` (start must begin
   // with prefix, or be empty = from the prefix), in key order, until fn returns false.
   // Returns false on a storage error (error() becomes true).
@@ -63,9 +68,17 @@ class KvTxn : public KvRead {
   virtual bool Put(Table t, std::string_view key, std::string_view value) = 0;
   // Deleting an absent key is not an error.
   virtual bool Del(Table t, std::string_view key) = 0;
-  // Puts many entries, REQUIRES: sorted by key, no duplicates. Backends may append fast.
-  virtual bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs) {
+  // Puts many entries. REQUIRES: kvs sorted by key, no duplicates among them. With unique, an
+  // existing key is not overwritten: returns false with *dup set to it (error() unchanged).
+  // Backends may append fast when the run sorts after the table's last key.
+  virtual bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs, bool unique,
+                         std::string* dup) {
     for (const auto& [k, v] : kvs) {
+      std::string_view sk, sv;
+      if (unique && Get(t, k, &sk, &sv)) {
+        *dup = k;
+        return false;
+      }
       if (!Put(t, k, v)) return false;
     }
     return true;
