@@ -23,7 +23,7 @@ std::vector<FlagSpec> ResourceFlags() {
   return {
       {"resource-type", "resource.type", T::kString, false, "resource type (conversation, contact, ...)", "TYPE"},
       {"resource-id", "resource.id", T::kString, false, "resource id", "ID"},
-      {"attr", "resource.attrs", T::kKeyValue, false, "resource attribute, repeatable (assignee=u1, team=t2, target_user=u3, ...)", "KEY=VALUE"},
+      {"attr", "resource.attrs", T::kKeyValue, false, "resource attribute (assignee=u1, team=t2, target_user=u3, ...)", "KEY=VALUE"},
       {"resource", "resource", T::kJson, false, "the whole resource as a JSON object", "JSON"},
   };
 }
@@ -108,7 +108,7 @@ std::vector<CommandSpec> BuildTable() {
   t.push_back({"org update", "org.update", Kind::kRequest, "rename an org or set its attributes",
                {kOrgReq,
                 {"name", "name", T::kString, false, "new name"},
-                {"attr", "attrs", T::kKeyValue, false, "attribute, repeatable", "KEY=VALUE"},
+                {"attr", "attrs", T::kKeyValue, false, "attribute", "KEY=VALUE"},
                 {"attrs", "attrs", T::kJson, false, "attributes as a JSON object", "JSON"}},
                {"org"}, nullptr, true});
   t.push_back({"org delete", "org.delete", Kind::kRequest, "delete an org", {kOrgReq}, {"org"},
@@ -118,7 +118,7 @@ std::vector<CommandSpec> BuildTable() {
                {kOrgReq,
                 {"email", "email", T::kString, true, "invitee email"},
                 {"role", "role", T::kString, true, "org role: org_admin | billing_admin | user_admin | member"},
-                {"grant", "workspaces", T::kGrant, false, "workspace grant, repeatable", "WORKSPACE:ROLE"},
+                {"grant", "workspaces", T::kGrant, false, "workspace grant", "WORKSPACE:ROLE"},
                 {"ttl", "ttl_s", T::kInt, false, "expiry in seconds (default 7 days)", "SECONDS"}},
                {}, nullptr, true});
   t.push_back({"invite accept", "invite.accept", Kind::kRequest,
@@ -146,7 +146,7 @@ std::vector<CommandSpec> BuildTable() {
                 {"seats", "seats", T::kInt, false, "user limit", "N"},
                 {"workspace-limit", "workspace_limit", T::kInt, false, "workspace limit", "N"},
                 {"features", "features", T::kList, false, "feature set, comma-separated (replaces)", "F1,F2"},
-                {"billing", "billing", T::kKeyValue, false, "billing attribute, repeatable", "KEY=VALUE"}},
+                {"billing", "billing", T::kKeyValue, false, "billing attribute", "KEY=VALUE"}},
                {"org"}, nullptr, true});
   t.push_back({"org set-security", "org.set_security", Kind::kRequest, "SSO settings",
                {kOrgReq,
@@ -164,7 +164,7 @@ std::vector<CommandSpec> BuildTable() {
                true});
   t.push_back({"workspace update", "workspace.update", Kind::kRequest, "rename a workspace",
                {kWsReq, {"name", "name", T::kString, false, "new name"},
-                {"attr", "attrs", T::kKeyValue, false, "attribute, repeatable", "KEY=VALUE"}},
+                {"attr", "attrs", T::kKeyValue, false, "attribute", "KEY=VALUE"}},
                {"workspace"}, nullptr, true});
   t.push_back({"workspace delete", "workspace.delete", Kind::kRequest,
                "delete a workspace and its memberships", {kWsReq}, {"workspace"}, nullptr, true});
@@ -620,7 +620,12 @@ std::string CommandHelp(const CommandSpec& cmd) {
     for (const char* p : cmd.positionals) s += std::string(" --") + p;
     s += "\n";
   }
-  if (cmd.one_of) s += "one of these is required: " + std::string(cmd.one_of) + "\n";
+  if (cmd.one_of) {
+    std::string list, name;
+    std::stringstream ss(cmd.one_of);
+    while (std::getline(ss, name, ',')) list += (list.empty() ? "--" : " or --") + name;
+    s += "requires " + list + "\n";
+  }
   if (!cmd.flags.empty()) s += "\nflags:\n";
   for (const auto& f : cmd.flags) {
     std::string u = FlagUsage(f);
