@@ -681,6 +681,7 @@ int main(int argc, char** argv) {
     lines[r].push_back('\n');
   }
   std::vector<int8_t> expected(pool, -1);
+  bool have_expected = false;  // decisions computed in-process (needs the world locally)
 
   int rc = 0;
   const bool need_world = o.socket.empty() || Has(o.scenarios, "inproc");
@@ -752,6 +753,7 @@ int main(int argc, char** argv) {
       ++reasons[std::string(d.reason)];
       txn->Reset();
     }
+    have_expected = true;
     json rs;
     for (auto& [k, v] : reasons) rs[k] = v;
     J["mix"] = {{"pool", pool}, {"allow_fraction", static_cast<double>(allows) / pool},
@@ -942,7 +944,7 @@ int main(int argc, char** argv) {
     LoadSpec s = base;
     s.ep = gh;
     s.server = server_pid;
-    s.expected = &expected;
+    s.expected = have_expected ? &expected : nullptr;
     json j = run("latency_c1_d1", s, &sock);
     if (floors.contains("pingpong")) {
       const double r = j["p50_us"].get<double>() / floors["pingpong"]["p50_us"].get<double>();
@@ -956,7 +958,7 @@ int main(int argc, char** argv) {
     LoadSpec s = base;
     s.ep = gh;
     s.server = server_pid;
-    s.expected = &expected;
+    s.expected = have_expected ? &expected : nullptr;
     s.conns = o.conns;
     s.depth = o.depth;
     char name[64];
@@ -989,7 +991,7 @@ int main(int argc, char** argv) {
     LoadSpec s = base;
     s.ep = gh;
     s.server = server_pid;
-    s.expected = &expected;
+    s.expected = have_expected ? &expected : nullptr;
     s.conns = std::max(1, o.conns / 4);
     s.depth = o.depth;
     std::atomic<bool> stop{false};
@@ -1066,7 +1068,7 @@ int main(int argc, char** argv) {
     LoadSpec s = base;
     s.conns = o.cerbos_conns;
     s.depth = 1;
-    s.expected = &expected;
+    s.expected = have_expected ? &expected : nullptr;
     s.ep = gh;
     s.server = server_pid;
     run("gatehouse", s, &cmp);
