@@ -62,9 +62,9 @@ def main():
     for j in results:
         imp = j.get("import", {})
         ip, s = j["inproc"], j["socket"]["latency_c1_d1"]
-        print(f"| {j['world']['memberships']:,} | {j['world']['users']:,} | "
-              f"{imp['seconds']:.1f} |" if 'seconds' in imp else "reused |"
-              f" {j['store_bytes'] / 1e6:,.0f} | "
+        imp_s = f"{imp['seconds']:.1f}" if "seconds" in imp else "reused"
+        print(f"| {j['world']['memberships']:,} | {j['world']['users']:,} | {imp_s} | "
+              f"{j['store_bytes'] / 1e6:,.0f} | "
               f"{ip['p50_us']:.2f} | {ip['p99_us']:.2f} | {ip['p50_us'] / base:.2f} | "
               f"{s['p50_us']:.1f} | {s['p99_us']:.1f} | {s['p50_us'] / base_sock:.2f} | "
               f"{j['floor']['pingpong']['p50_us']:.1f} | {j['daemon']['rss_anon_kb'] / 1024:.1f} | "
