@@ -5,9 +5,13 @@
 set -eu
 bench="$1"
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-"$bench" --memberships 10000 --pool 4000 --seconds 0.3 --conns 4 --depth 4 --json >"$out"
-python3 - "$out" <<'PY'
+err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+if ! "$bench" --memberships 10000 --pool 4000 --seconds 0.3 --conns 4 --depth 4 --json >"$out" 2>"$err"; then
+  cat "$err"
+  exit 1
+fi
+python3 - "$out" "$err" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 bad = []
@@ -23,6 +27,6 @@ if j["socket"]["latency_c1_d1"].get("verified", 0) == 0: bad.append("nothing ver
 if not 0.3 < j["mix"]["allow_fraction"] < 0.7: bad.append("allow mix off: %s" % j["mix"]["allow_fraction"])
 if j["inproc"]["checks"] == 0: bad.append("in-process loop did nothing")
 if bad:
-    print("\n".join(bad)); sys.exit(1)
+    print("\n".join(bad)); print(open(sys.argv[2]).read()); sys.exit(1)
 print("ok")
 PY
