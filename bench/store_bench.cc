@@ -3,7 +3,8 @@
 // World: 1M users, 100k orgs, 5 workspaces per org (500k), 1M org memberships and 2M workspace
 // memberships (3M total), generated through Store::Import into a temp dir. For quick runs set
 // GATEHOUSE_BENCH_SCALE (e.g. 0.01 → 10k users, 1k orgs). GATEHOUSE_BENCH_DIR keeps the world
-// in a given directory instead of a temp dir (deleted at exit otherwise).
+// in a given directory instead of a temp dir (deleted at exit otherwise). GATEHOUSE_BENCH_NOSYNC=1
+// opens the store with durable=false (MDB_NOSYNC) to measure the write path without fsync.
 //
 //   BM_Import               bulk import of the world (runs once); memberships/s, bytes/membership
 //   BM_DecisionLookups/0    Renew + GetWorkspaceMember + GetOrgMember + GetOrg + Reset
@@ -93,7 +94,7 @@ void BuildWorld(benchmark::State& state) {
   }
   gs::Options o;
   o.path = w->dir;
-  o.durable = true;
+  o.durable = getenv("GATEHOUSE_BENCH_NOSYNC") == nullptr;  // NOSYNC: the code path without fsync
   o.map_size = size_t{32} << 30;
   o.default_seats = 1'000'000;
   o.default_workspace_limit = 100;
