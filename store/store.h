@@ -384,7 +384,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // A new renewable read transaction (starts reset; call Renew()).
+  // A new renewable read transaction (starts reset; call Renew()). Holds one LMDB reader slot
+  // (Options::max_readers) for its lifetime. REQUIRES: destroyed before the Store.
   virtual std::unique_ptr<ReadTxn> NewReadTxn() = 0;
 
   // Queues a write; `done` runs on the writer thread once the write's commit is durable, or
@@ -395,8 +396,9 @@ class Store {
 
   // Last committed revision (atomic load; never goes backwards).
   virtual uint64_t Revision() const noexcept = 0;
-  // Registers fn to run on the writer thread after each durable commit with its revision.
-  // Returns a handle for Unsubscribe. fn must be quick and must not block.
+  // Registers fn to run on the writer thread after each durable commit with its revision (the
+  // last revision of the batch), before that batch's write callbacks run. Returns a handle for
+  // Unsubscribe. fn must be quick, must not block and must not call Subscribe/Unsubscribe.
   virtual uint64_t Subscribe(std::function<void(uint64_t rev)> fn) = 0;
   virtual void Unsubscribe(uint64_t handle) = 0;
 
