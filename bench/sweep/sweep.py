@@ -24,16 +24,20 @@ import time
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bench", required=True)
+    ap.add_argument("--bench")
     ap.add_argument("--sizes", default="10000,100000,1000000,10000000")
     ap.add_argument("--root", default="/tmp/gh_sweep")
     ap.add_argument("--seconds", type=float, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the worlds under --root")
     ap.add_argument("--json", help="write raw results here")
+    ap.add_argument("--from-json", help="only print the table of a previous --json file")
     args = ap.parse_args()
 
     results = []
-    for n in [int(s) for s in args.sizes.split(",")]:
+    if args.from_json:
+        results = json.load(open(args.from_json))
+        args.sizes, args.json = "", None
+    for n in [int(s) for s in args.sizes.split(",") if s]:
         data = os.path.join(args.root, str(n))
         os.makedirs(data, exist_ok=True)
         cmd = [args.bench, "--memberships", str(n), "--data", data, "--json",
