@@ -4,11 +4,17 @@
 // limits, reload, watch, shutdown, and the model.md scenarios.
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <chrono>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,6 +25,7 @@
 #include "daemon/client.h"
 #include "daemon/config.h"
 #include "daemon/serve.h"
+#include "daemon/service.h"
 
 namespace gatehouse::daemon {
 namespace {
@@ -44,6 +51,7 @@ class TestDaemon {
     d_.reset();
   }
   bool ok() const { return d_ != nullptr; }
+  Daemon* get() { return d_.get(); }
 
  private:
   Config config_;
@@ -281,6 +289,8 @@ TEST_F(IntegrationTest, CrossTenantLockedSuspendedAndSso) {
 }
 
 TEST_F(IntegrationTest, BatchListsAndReads) {
+  config_.audit_log = dir_ + "/audit.log";
+  config_.log_decisions = true;
   Start();
   Conn c = Connect();
   SignUp(c, "alice", "acme");
@@ -374,6 +384,19 @@ TEST_F(IntegrationTest, BatchListsAndReads) {
   EXPECT_EQ(ErrCode(c.Call({{"op", "org.delete"}, {"actor", "bob"}, {"org", "acme"}})),
             "forbidden");
   MustWrite(c, {{"op", "org.delete"}, {"actor", "alice"}, {"org", "acme"}});
+
+  // Prometheus exposition of the same counters.
+  std::string prom = daemon_->get()->service()->RenderPrometheus();
+  EXPECT_NE(prom.find("gatehouse_decisions_allow_total "), std::string::npos);
+  EXPECT_NE(prom.find("gatehouse_request_duration_seconds_count{op=\"check\"}"), std::string::npos)
+      << prom;
+  // The audit log got the writes (with actor) and, with log_decisions, the checks.
+  daemon_.reset();
+  std::ifstream audit(config_.audit_log);
+  std::string all((std::istreambuf_iterator<char>(audit)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("\"op\":\"org.delete\""), std::string::npos) << all.substr(0, 500);
+  EXPECT_NE(all.find("\"actor\":\"alice\""), std::string::npos);
+  EXPECT_NE(all.find("\"type\":\"check\""), std::string::npos);
 }
 
 // --- Errors, tiers, framing ----------------------------------------------------------------
@@ -675,6 +698,71 @@ TEST_F(IntegrationTest, RefusesToStartWithInvalidPolicy) {
   auto d = Daemon::Start(config_, &err, false);
   EXPECT_FALSE(d);
   EXPECT_NE(err.find("p.yaml:"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace gatehouse::daemon
+
+namespace gatehouse::daemon {
+namespace {
+
+// systemd socket activation: the listening socket arrives as fd 3 with LISTEN_PID/LISTEN_FDS;
+// SIGTERM shuts the daemon down gracefully. Runs the daemon in a forked child process.
+TEST(SocketActivation, ServesFd3AndStopsOnSigterm) {
+  char tmpl[] = "/tmp/gh_sd_XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string path = dir + "/activated.sock";
+  int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(lfd, 16), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (lfd != 3) {
+      ::dup2(lfd, 3);  // dup2 clears FD_CLOEXEC on the new descriptor
+      ::close(lfd);
+    }
+    std::string me = std::to_string(::getpid());
+    ::setenv("LISTEN_PID", me.c_str(), 1);
+    ::setenv("LISTEN_FDS", "1", 1);
+    Config c;
+    c.socket_path = dir + "/not-used.sock";
+    c.data_dir = dir + "/data";
+    c.policy_dir = kSrc + "/policies/respondio";
+    c.threads = 1;
+    c.durable = false;
+    c.watch_policy = false;
+    c.log_level = "error";
+    std::string err;
+    auto d = Daemon::Start(c, &err, /*handle_signals=*/true);
+    if (!d) {
+      std::fprintf(stderr, "start failed: %s\n", err.c_str());
+      ::_exit(2);
+    }
+    d->Run();
+    d.reset();
+    ::_exit(0);
+  }
+  ::close(lfd);
+  std::string err, line;
+  std::unique_ptr<Client> c = Client::Connect(path, &err);
+  ASSERT_TRUE(c) << err;
+  ASSERT_TRUE(c->Call(R"({"id":1,"op":"health"})", &line, &err, 10000)) << err;
+  EXPECT_EQ(Json::parse(line)["status"], "serving") << line;
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_FALSE(c->ReadLine(&line, &err, 2000));
+  struct stat st;
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << "an adopted socket's file is not the daemon's to remove";
+  EXPECT_NE(::stat((dir + "/not-used.sock").c_str(), &st), 0);
+  std::string cmd = "rm -rf " + dir;
+  (void)system(cmd.c_str());
 }
 
 }  // namespace
