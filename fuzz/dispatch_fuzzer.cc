@@ -6,7 +6,7 @@
 // Input: first byte picks the caller's tier (none/reader/writer/operator); the rest is request
 // lines separated by '\n', sent in order on one connection (so state carries across lines).
 // Oracles: nothing crashes or hangs; every line gets exactly one reply line of valid JSON whose
-// "ok" is a bool; a caller below the writer tier never changes the store's revision.
+// "ok" is a bool (a watch ack may be followed by change events); a caller below the writer tier never changes the store's revision.
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -130,13 +130,22 @@ void Seed(gs::Store* s) {
 }
 
 void CheckReply(std::string_view reply) {
-  // Exactly one line, valid JSON object, "ok" a bool.
+  // One reply line (a valid JSON object with a boolean "ok"); after a watch ack, change events
+  // ({"event":"change",...}) may follow on the same connection.
   if (reply.empty() || reply.back() != '\n') __builtin_trap();
-  reply.remove_suffix(1);
-  if (reply.find('\n') != std::string_view::npos) __builtin_trap();
-  auto j = nlohmann::json::parse(reply.begin(), reply.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
-    __builtin_trap();
+  bool first = true;
+  while (!reply.empty()) {
+    size_t nl = reply.find('\n');
+    std::string_view line = reply.substr(0, nl);
+    reply.remove_prefix(nl + 1);
+    auto j = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) __builtin_trap();
+    if (first) {
+      if (!j.contains("ok") || !j["ok"].is_boolean()) __builtin_trap();
+    } else if (!j.contains("event")) {
+      __builtin_trap();
+    }
+    first = false;
   }
 }
 
