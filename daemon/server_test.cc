@@ -1,11 +1,14 @@
 #include "daemon/server.h"
 
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -235,15 +238,18 @@ TEST_F(ServerTest, StaleSocketReplacedLiveSocketRefused) {
   EXPECT_FALSE(second.Listen(path_, &err));
   EXPECT_NE(err.find("another process"), std::string::npos) << err;
   server_->Shutdown();
-  // Leave a stale socket file behind, as a crashed daemon would.
+  // Leave a stale socket file behind, as a crashed daemon would: bound, then closed.
   {
-    Server crashed(opt_, &handler_);
-    ASSERT_TRUE(crashed.Listen(path_, &err)) << err;
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ::close(fd);
   }
-  // (crashed removed it on destruction; recreate a dead one by hand)
-  std::string touch = "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('" +
-                      path_ + "')\"";
-  ASSERT_EQ(system(touch.c_str()), 0);
+  struct stat st;
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   Server third(opt_, &handler_);
   ASSERT_TRUE(third.Listen(path_, &err)) << err;
 }
