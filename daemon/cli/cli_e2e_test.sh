@@ -202,6 +202,8 @@ contains "$T/err" "forbidden"
 expect 1 g org leave --org ninaco --user nina
 expect 0 g workspace set-member --workspace acme-sales --user dave --role agent \
   --contact-visibility assigned_only
+expect 0 g org members acme
+contains "$T/out" "oscar	member	acme-sales:agent"
 expect 0 g changes --since 0
 contains "$T/out" "org.create"
 

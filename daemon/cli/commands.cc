@@ -709,7 +709,24 @@ void PrintReply(const CommandSpec& cmd, const json& reply, bool raw_json, std::F
       std::fprintf(out, "%s\t%s\t%s\n", Str(o, "org").c_str(), Str(o, "role").c_str(), Str(o, "status").c_str());
     return;
   }
-  if ((op == "list_users" || op == "org.members") && reply.contains("users") &&
+  if (op == "org.members" && reply.contains("members") && reply["members"].is_array()) {
+    for (const auto& m : reply["members"]) {
+      std::string ws;
+      if (m.contains("workspaces") && m["workspaces"].is_array()) {
+        for (const auto& w : m["workspaces"])
+          ws += (ws.empty() ? "" : ",") + Str(w, "workspace") + ":" + Str(w, "role");
+      }
+      std::fprintf(out, "%s\t%s\t%s\n", Str(m, "user").c_str(), Str(m, "role").c_str(), ws.c_str());
+    }
+    if (reply.contains("pending_invitations") && reply["pending_invitations"].is_array()) {
+      for (const auto& i : reply["pending_invitations"])
+        std::fprintf(out, "(pending)\t%s\t%s\t%s\texpires_at=%s\n", Str(i, "email").c_str(),
+                     Str(i, "role").c_str(), Str(i, "invitation").c_str(), Str(i, "expires_at").c_str());
+    }
+    if (!Str(reply, "cursor").empty()) std::fprintf(out, "(more: --cursor %s)\n", Str(reply, "cursor").c_str());
+    return;
+  }
+  if (op == "list_users" && reply.contains("users") &&
       reply["users"].is_array()) {
     for (const auto& u : reply["users"])
       std::fprintf(out, "%s\t%s\n", Str(u, "user").c_str(), Str(u, "role").c_str());

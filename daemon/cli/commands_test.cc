@@ -325,6 +325,16 @@ TEST(CommandsTest, HumanOutput) {
   EXPECT_EQ(Capture(*FindCommand("list-orgs"),
                     R"({"ok":true,"rev":1,"orgs":[{"org":"o1","role":"member","status":"ACTIVE"}]})", false),
             "o1\tmember\tACTIVE\n");
+  EXPECT_EQ(Capture(*FindCommand("org members"),
+                    R"({"ok":true,"rev":3,"members":[{"user":"u1","role":"org_admin",
+                        "workspaces":[{"workspace":"w1","role":"owner"},{"workspace":"w2","role":"agent"}]},
+                        {"user":"u2","role":"member"}],
+                        "pending_invitations":[{"invitation":"i9","email":"p@x","role":"member","expires_at":77}]})",
+                    false),
+            "u1\torg_admin\tw1:owner,w2:agent\nu2\tmember\t\n(pending)\tp@x\tmember\ti9\texpires_at=77\n");
+  EXPECT_EQ(Capture(*FindCommand("list-users"),
+                    R"({"ok":true,"rev":3,"users":[{"user":"u1","role":"agent"}],"cursor":"c2"})", false),
+            "u1\tagent\n(more: --cursor c2)\n");
   EXPECT_EQ(Capture(*FindCommand("org invite"),
                     R"({"ok":true,"rev":8,"invitation":"i1","token":"secret"})", false),
             "ok (rev 8)\ninvitation: i1\ntoken: secret\n");
