@@ -27,6 +27,7 @@ TEST(FuzzRegressionTest, CorpusReplaysCleanly) {
   ASSERT_FALSE(files.empty()) << "empty corpus " << GATEHOUSE_FUZZ_CORPUS;
   for (const auto& f : files) {
     SCOPED_TRACE(f.string());
+    std::fprintf(stderr, "replaying %s\n", f.c_str());  // names the input if it crashes
     std::ifstream in(f, std::ios::binary);
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     // The targets trap (abort) on a broken oracle; a crash fails the test binary.
