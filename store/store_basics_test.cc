@@ -296,6 +296,29 @@ TEST_P(ReadsTest, UnknownAndOversizedKeysAreNotFound) {
   EXPECT_FALSE(t->error());
 }
 
+// Renew without a commit in between reuses the snapshot's cached revision (LmdbReadTxn caches it
+// by LMDB txn id); it must still be restored after Reset and advance after a commit.
+TEST_P(ReadsTest, RenewRevisionCacheFollowsCommits) {
+  auto ts = testing::TestStore::Open(GetParam());
+  Store& st = *ts.store;
+  ASSERT_TRUE(st.Write(R("user.register", {{"user", "a"}, {"email", "a@x.io"}})).status.ok());
+  auto t = st.NewReadTxn();
+  ASSERT_TRUE(t->Renew());
+  const uint64_t r1 = t->Revision();
+  EXPECT_EQ(r1, st.Revision());
+  EXPECT_NE(r1, 0u);
+  t->Reset();
+  ASSERT_TRUE(t->Renew());
+  EXPECT_EQ(t->Revision(), r1);
+  t->Reset();
+  ASSERT_TRUE(st.Write(R("user.register", {{"user", "b"}, {"email", "b@x.io"}})).status.ok());
+  ASSERT_TRUE(t->Renew());
+  EXPECT_EQ(t->Revision(), r1 + 1);
+  UserView u;
+  EXPECT_TRUE(t->GetUser("b", &u));
+  t->Reset();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReadsTest, ::testing::Values("memory", "lmdb"),
                          [](const auto& info) { return info.param; });
 
