@@ -240,6 +240,7 @@ struct LoadSpec {
   double warmup = 0.3;
   pid_t server = -1;
   const std::vector<int8_t>* expected = nullptr;  // per request index: 1 allow, 0 deny
+  const std::vector<uint32_t>* expected_allows = nullptr;  // per batch line: allows expected
   bool count_allow = true;
 };
 
@@ -340,6 +341,10 @@ LoadResult RunLoad(const LoadSpec& spec) {
     if (spec.expected && !s.error && spec.checks_per_req == 1) {
       ++res.verified;
       if ((s.allows > 0) != ((*spec.expected)[idx] == 1)) ++res.mismatches;
+    }
+    if (spec.expected_allows && !s.error) {  // batch: the number of allows must match
+      ++res.verified;
+      if (s.allows != (*spec.expected_allows)[idx]) ++res.mismatches;
     }
   };
   auto send_more = [&](ConnState& c, uint64_t now) {
@@ -458,7 +463,7 @@ json LoadJson(const LoadSpec& s, const LoadResult& r) {
   j["max_us"] = r.hist.max() / 1e3;
   j["errors"] = r.errors;
   if (s.count_allow && r.checks) j["allow_fraction"] = static_cast<double>(r.allows) / r.checks;
-  if (s.expected) {
+  if (s.expected || s.expected_allows) {
     j["verified"] = r.verified;
     j["mismatches"] = r.mismatches;
   }
@@ -891,15 +896,18 @@ int main(int argc, char** argv) {
 
   // Batch lines.
   std::vector<std::string> batch_lines;
+  std::vector<uint32_t> batch_allows;  // expected allows per batch line
   if (Has(o.scenarios, "batch") || Has(o.scenarios, "floor")) {
     const size_t nb = std::max<size_t>(1, std::min<size_t>(pool / o.batch, 4000));
     batch_lines.resize(nb);
+    batch_allows.assign(nb, 0);
     for (size_t b = 0; b < nb; ++b) {
       std::string& l = batch_lines[b];
       l = "{\"id\":" + std::to_string(b) + ",\"op\":\"check_batch\",\"checks\":[";
       for (int k = 0; k < o.batch; ++k) {
         if (k) l.push_back(',');
         gb::AppendCheckJson(reqs[(b * o.batch + k) % pool], true, 0, &l);
+        batch_allows[b] += expected[(b * o.batch + k) % pool] == 1;
       }
       l += "]}\n";
     }
@@ -978,6 +986,7 @@ int main(int argc, char** argv) {
     s.conns = o.batch_conns;
     s.depth = o.batch_depth;
     s.checks_per_req = o.batch;
+    if (have_expected) s.expected_allows = &batch_allows;
     char name[64];
     snprintf(name, sizeof name, "batch%d_c%d_d%d", o.batch, o.batch_conns, o.batch_depth);
     json j = run(name, s, &sock);
