@@ -151,5 +151,39 @@ TEST(DurabilityTest, AcknowledgedWritesSurviveSigkill) {
   EXPECT_GT(total_acked, size_t(rounds));
 }
 
+// Another process writing to the same store (e.g. an import tool next to the daemon) does not
+// make this process reuse revisions: each batch reads the stored revision in its transaction.
+TEST(DurabilityTest, RevisionsStayUniqueAcrossProcesses) {
+  TempDir dir;
+  std::unique_ptr<Store> st;
+  ASSERT_TRUE(Store::Open(Opts(dir.path()), &st).ok());
+  ASSERT_TRUE(st->Write(R("user.register", {{"user", "p1"}, {"email", "p1@x.io"}})).status.ok());
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::unique_ptr<Store> other;
+    if (!Store::Open(Opts(dir.path()), &other).ok()) _exit(3);
+    for (const char* u : {"c1", "c2"}) {
+      if (!other->Write(R("user.register", {{"user", u}, {"email", std::string(u) + "@x.io"}})).status.ok()) _exit(4);
+    }
+    other->Close();
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  WriteResult res = st->Write(R("user.register", {{"user", "p2"}, {"email", "p2@x.io"}}));
+  ASSERT_TRUE(res.status.ok());
+  EXPECT_EQ(res.rev, 4u);
+  auto t = st->NewReadTxn();
+  ASSERT_TRUE(t->Renew());
+  std::vector<ChangeView> changes;
+  ASSERT_TRUE(t->ReadChanges(0, 100, &changes));
+  ASSERT_EQ(changes.size(), 4u);
+  for (size_t i = 0; i < changes.size(); ++i) EXPECT_EQ(changes[i].rev, i + 1);
+  UserView u;
+  EXPECT_TRUE(t->GetUser("c2", &u));
+}
+
 }  // namespace
 }  // namespace gatehouse::store

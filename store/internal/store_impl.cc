@@ -21,6 +21,13 @@ class TxnReader : public KvReader {
   }
 };
 
+// The revision stored in the write txn (authoritative even if another process wrote since open).
+uint64_t TxnRevision(KvTxn& txn, uint64_t fallback) {
+  std::string_view k, v;
+  if (txn.Get(Table::kMeta, "rev", &k, &v) && v.size() == 8) return DecodeBigEndian64(v.data());
+  return fallback;
+}
+
 std::string MetaRev(uint64_t rev) {
   std::string v;
   PutBigEndian64(&v, rev);
@@ -153,7 +160,7 @@ void StoreImpl::RunBatch(std::vector<Job>& batch) {
     }
     return;
   }
-  const uint64_t start = rev_.load(std::memory_order_relaxed);
+  const uint64_t start = TxnRevision(*txn, rev_.load(std::memory_order_relaxed));
   uint64_t cur = start;
   for (size_t i = 0; i < batch.size(); ++i) {
     WriteResult& res = results[i];
@@ -214,7 +221,7 @@ void StoreImpl::RunBatch(std::vector<Job>& batch) {
   }
   txn.reset();  // aborts if not committed
   if (cur != start) {
-    rev_.store(cur, std::memory_order_release);
+    if (cur > rev_.load(std::memory_order_relaxed)) rev_.store(cur, std::memory_order_release);
     Notify(cur);  // before the callbacks: a writer that sees its result knows watchers were told
   }
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -251,7 +258,8 @@ Status StoreImpl::ImportOnWriter(const std::vector<ImportRecord>& records, Impor
     const size_t n = std::min(batch_size, records.size() - off);
     std::unique_ptr<KvTxn> txn;
     Status s = backend_->BeginWrite(&txn);
-    const uint64_t rev = rev_.load(std::memory_order_relaxed) + 1;
+    const uint64_t rev = (s.ok() ? TxnRevision(*txn, rev_.load(std::memory_order_relaxed))
+                                 : rev_.load(std::memory_order_relaxed)) + 1;
     uint64_t members = 0;
     try {
       if (s.ok()) s = ApplyImport(*txn, options_, records.data() + off, n, rev, clock_(), &members);
