@@ -1,5 +1,5 @@
 #!/bin/sh
-# Smoke test of gatehouse-bench (CTest): a 10k-membership world, every scenario for a fraction
+# Smoke test of gatehouse-bench (CTest): a 10k-membership world, every scenario for half a second (after 0.3 s warm-up)
 # of a second. Fails if the tool fails, any reply is an error, or any daemon decision differs
 # from the in-process evaluator's decision for the same request. No speed assertions.
 set -eu
@@ -7,7 +7,7 @@ bench="$1"
 out=$(mktemp)
 err=$(mktemp)
 trap 'rm -f "$out" "$err"' EXIT
-if ! "$bench" --memberships 10000 --pool 4000 --seconds 0.3 --conns 4 --depth 4 --json >"$out" 2>"$err"; then
+if ! "$bench" --memberships 10000 --pool 4000 --seconds 0.5 --conns 4 --depth 4 --json >"$out" 2>"$err"; then
   cat "$err"
   exit 1
 fi
