@@ -1,6 +1,6 @@
 #!/bin/sh
-# Smoke test of gatehouse-bench (CTest): a 10k-membership world, every scenario for half a second (after 0.3 s warm-up)
-# of a second. Fails if the tool fails, any reply is an error, or any daemon decision differs
+# Smoke test of gatehouse-bench (CTest): a 10k-membership world, every scenario for half a
+# second (after a 0.3 s warm-up). Fails if the tool fails, any reply is an error, or any daemon decision differs
 # from the in-process evaluator's decision for the same request. No speed assertions.
 set -eu
 bench="$1"
