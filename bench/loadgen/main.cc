@@ -658,6 +658,15 @@ int main(int argc, char** argv) {
   // Scratch dir (sockets, logs, and the world unless --data).
   char tmpl[] = "/tmp/gh_bench_XXXXXX";
   const std::string tmp = mkdtemp(tmpl);
+  // Removed on every exit path (declared before the children, so they are stopped first).
+  struct Cleanup {
+    std::string dir;
+    bool keep;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!keep) std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{tmp, o.keep && o.data.empty()};
   const std::string data = o.data.empty() ? tmp + "/data" : o.data;
   const std::string echo_path = tmp + "/echo.sock";
   const std::string gh_path = o.socket.empty() ? tmp + "/gatehouse.sock" : o.socket;
@@ -1105,11 +1114,6 @@ int main(int argc, char** argv) {
   daemon.Kill();
   echo.Kill();
   if (o.json_out) printf("%s\n", J.dump(2).c_str());
-  if (!(o.keep && o.data.empty())) {
-    std::error_code ec;
-    std::filesystem::remove_all(tmp, ec);
-  } else {
-    fprintf(out, "kept %s\n", tmp.c_str());
-  }
+  if (cleanup.keep) fprintf(out, "kept %s\n", tmp.c_str());
   return rc ? 1 : 0;
 }
