@@ -164,6 +164,7 @@ class Env final {
 // (env filled in); else *d holds the built-in decision.
 bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcept {
   const Request& req = env.req;
+  Lookup wm_lookup = Lookup::kNotFound;
   if (req.workspace.empty()) {
     if ((need_action_scope && scope == Scope::kWorkspace) || req.org.empty()) {
       *d = Deny("scope_required");
@@ -171,9 +172,18 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
     }
     env.org_id = req.org;
   } else {
-    Lookup l = env.facts.Workspace(req.workspace, &env.ws);
-    if (l == Lookup::kError) { *d = Deny("internal"); return false; }
-    if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
+    // The user's workspace membership is read first: when it carries the workspace's org, the
+    // Workspace() read is skipped. Its result (found / not found / error) is only acted on at
+    // the membership step below, so decisions are identical to reading Workspace() first.
+    wm_lookup = env.facts.WorkspaceMembership(req.user, req.workspace, &env.wm);
+    if (wm_lookup == Lookup::kFound && !env.wm.org.empty()) {
+      env.ws.id = req.workspace;
+      env.ws.org = env.wm.org;
+    } else {
+      Lookup l = env.facts.Workspace(req.workspace, &env.ws);
+      if (l == Lookup::kError) { *d = Deny("internal"); return false; }
+      if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
+    }
     if (!req.org.empty() && req.org != env.ws.org) { *d = Deny("scope_mismatch"); return false; }
     env.has_ws = true;
     env.org_id = env.ws.org;
@@ -186,9 +196,8 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
   if (l == Lookup::kNotFound || req.user.empty()) { *d = Deny("not_member"); return false; }
   env.org_role = env.ResolveRole(env.om.role, Scope::kOrg);
   if (env.has_ws) {
-    l = env.facts.WorkspaceMembership(req.user, req.workspace, &env.wm);
-    if (l == Lookup::kError) { *d = Deny("internal"); return false; }
-    env.has_wm = l == Lookup::kFound;
+    if (wm_lookup == Lookup::kError) { *d = Deny("internal"); return false; }
+    env.has_wm = wm_lookup == Lookup::kFound;
     if (env.has_wm) env.own_ws_role = env.ResolveRole(env.wm.role, Scope::kWorkspace);
     uint32_t implied =
         env.org_role == kNone ? kNone : env.policy.roles[env.org_role].implied;

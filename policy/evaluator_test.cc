@@ -372,5 +372,86 @@ TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
   EXPECT_EQ(ListAllowedActions(*p, r, mf, out, 3), 2u);  // gate off: a.z via rule z
 }
 
+// Counts Workspace() reads; can hide WorkspaceMembershipFacts::org (a Facts that doesn't know
+// it) and make WorkspaceMembership fail.
+class CountingFacts final : public Facts {
+ public:
+  CountingFacts(MemoryFacts* base, bool hide_wm_org) : base_(base), hide_(hide_wm_org) {}
+  int workspace_reads = 0;
+  bool wm_error = false;
+  Lookup User(std::string_view u, UserFacts* o) noexcept override { return base_->User(u, o); }
+  Lookup Org(std::string_view g, OrgFacts* o) noexcept override { return base_->Org(g, o); }
+  Lookup Workspace(std::string_view w, WorkspaceFacts* o) noexcept override {
+    ++workspace_reads;
+    return base_->Workspace(w, o);
+  }
+  Lookup OrgMembership(std::string_view u, std::string_view g,
+                       OrgMembershipFacts* o) noexcept override {
+    return base_->OrgMembership(u, g, o);
+  }
+  Lookup WorkspaceMembership(std::string_view u, std::string_view w,
+                             WorkspaceMembershipFacts* o) noexcept override {
+    if (wm_error) return Lookup::kError;
+    Lookup l = base_->WorkspaceMembership(u, w, o);
+    if (hide_) o->org = {};
+    return l;
+  }
+  Lookup Attr(Entity e, std::string_view id, std::string_view k, Value* o) noexcept override {
+    return base_->Attr(e, id, k, o);
+  }
+
+ private:
+  MemoryFacts* base_;
+  bool hide_;
+};
+
+TEST_F(EvaluatorTest, WorkspaceMembershipOrgSkipsWorkspaceRead) {
+  // Found membership with its org: Workspace() is not read.
+  CountingFacts with_org(&facts_, false);
+  Request r;
+  r.user = "agent";
+  r.action = "workspace.access";
+  r.workspace = "w1";
+  EXPECT_TRUE(Evaluate(*policy_, r, with_org).allow);
+  EXPECT_EQ(with_org.workspace_reads, 0);
+  // Without the org in the membership, it falls back to Workspace().
+  CountingFacts without_org(&facts_, true);
+  EXPECT_TRUE(Evaluate(*policy_, r, without_org).allow);
+  EXPECT_EQ(without_org.workspace_reads, 1);
+  // Same decision for every user x action x scope, whether or not the membership carries the
+  // org (unknown workspaces, scope mismatches, non-members, implied roles, org actions).
+  const char* users[] = {"admin", "mem", "ua", "agent", "mgr", "odd", "other", "stranger", ""};
+  const std::pair<const char*, const char*> scopes[] = {
+      {"", "w1"}, {"o1", "w1"}, {"o2", "w1"}, {"", "w2"}, {"o2", "w2"}, {"o1", "w2"},
+      {"", "nope"}, {"o1", "nope"}, {"o1", ""}, {"", ""}};
+  int compared = 0;
+  for (const char* u : users) {
+    for (const auto& [org, ws] : scopes) {
+      for (uint32_t a = 0; a < ActionCount(*policy_); ++a) {
+        Request q;
+        q.user = u;
+        q.action = ActionName(*policy_, a);
+        q.org = org;
+        q.workspace = ws;
+        CountingFacts f1(&facts_, false), f2(&facts_, true);
+        Decision d1 = Evaluate(*policy_, q, f1), d2 = Evaluate(*policy_, q, f2);
+        EXPECT_EQ(d1.allow, d2.allow) << u << " " << q.action << " " << org << "/" << ws;
+        EXPECT_EQ(d1.reason, d2.reason) << u << " " << q.action << " " << org << "/" << ws;
+        EXPECT_EQ(d1.rule, d2.rule) << u << " " << q.action << " " << org << "/" << ws;
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GT(compared, 2000);
+  // A failing membership read still reports not_found for an unknown workspace (Workspace()
+  // is consulted first, as before) and internal for a known one.
+  CountingFacts failing(&facts_, false);
+  failing.wm_error = true;
+  r.workspace = "nope";
+  EXPECT_EQ(Evaluate(*policy_, r, failing).reason, "not_found");
+  r.workspace = "w1";
+  EXPECT_EQ(Evaluate(*policy_, r, failing).reason, "internal");
+}
+
 }  // namespace
 }  // namespace gatehouse::policy

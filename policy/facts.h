@@ -95,6 +95,10 @@ struct WorkspaceMembershipFacts {
   std::string_view team;                // empty: none
   StringList flags;                     // set manager restriction flags
   std::string_view contact_visibility;  // agents only; empty otherwise
+  // Owning org of the workspace, or "" when the Facts implementation doesn't know it. When
+  // non-empty, the evaluator trusts it and skips Facts::Workspace() (one store read fewer per
+  // workspace check); it must then equal what Workspace() would return as WorkspaceFacts::org.
+  std::string_view org;
 };
 
 enum class Lookup : uint8_t { kFound, kNotFound, kError };

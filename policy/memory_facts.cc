@@ -95,6 +95,7 @@ Lookup MemoryFacts::WorkspaceMembership(std::string_view user, std::string_view 
   out->team = m->second.team;
   out->flags = m->second.flag_views;
   out->contact_visibility = m->second.contact_visibility;
+  out->org = it->second.org;
   return Lookup::kFound;
 }
 
