@@ -36,8 +36,7 @@ uint64_t NameMap::Hash(std::string_view s) noexcept {
     n -= 8;
   }
   if (n > 0) {
-    uint64_t w = 0;
-    std::memcpy(&w, p, n);
+    uint64_t w = LoadTail(p, n);  // fixed-size loads, no memcpy call
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
   }
   // Finalizer (murmur3 fmix64): every input bit reaches the low bits used as the slot index.

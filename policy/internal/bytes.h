@@ -11,20 +11,39 @@
 
 namespace gatehouse::policy::internal {
 
+// Loads 1..8 bytes at p as a little-endian-ish word (bytes past n are zero). No libc call:
+// the branches pick fixed-size loads.
+inline uint64_t LoadTail(const char* p, size_t n) noexcept {
+  uint64_t w = 0;
+  if (n >= 4) {
+    uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);  // overlaps lo when n < 8
+    w = lo | (static_cast<uint64_t>(hi) << ((n - 4) * 8));
+  } else if (n > 0) {
+    w = static_cast<uint8_t>(p[0]) | (static_cast<uint64_t>(static_cast<uint8_t>(p[n / 2])) << 8) |
+        (static_cast<uint64_t>(static_cast<uint8_t>(p[n - 1])) << 16);
+  }
+  return w;
+}
+
 inline bool BytesEqual(const char* a, const char* b, size_t n) noexcept {
-  while (n >= 8) {
+  if (n >= 8) {
+    // Whole words, then the last 8 bytes (overlapping): no byte loop.
     uint64_t x, y;
-    std::memcpy(&x, a, 8);
-    std::memcpy(&y, b, 8);
-    if (x != y) return false;
-    a += 8;
-    b += 8;
-    n -= 8;
+    while (n > 8) {
+      std::memcpy(&x, a, 8);
+      std::memcpy(&y, b, 8);
+      if (x != y) return false;
+      a += 8;
+      b += 8;
+      n -= 8;
+    }
+    std::memcpy(&x, a + n - 8, 8);
+    std::memcpy(&y, b + n - 8, 8);
+    return x == y;
   }
-  for (size_t k = 0; k < n; ++k) {
-    if (a[k] != b[k]) return false;
-  }
-  return true;
+  return LoadTail(a, n) == LoadTail(b, n);
 }
 
 inline bool SvEqual(std::string_view a, std::string_view b) noexcept {

@@ -1,4 +1,5 @@
 #include "policy/internal/expr.h"
+#include "policy/internal/bytes.h"
 
 #include <gtest/gtest.h>
 
@@ -181,6 +182,24 @@ TEST(ExprTest, EmptyProgramIsTrue) {
   FakeVars v;
   bool error = false;
   EXPECT_TRUE(internal::Run(pool, Program{}, v, &error));
+}
+
+// BytesEqual / SvEqual use overlapping word loads: every length and every differing byte
+// position must still be seen.
+TEST(BytesTest, EqualMatchesMemcmpForAllLengthsAndPositions) {
+  char a[48], b[48];
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t k = 0; k < n; ++k) a[k] = b[k] = static_cast<char>('a' + k % 26);
+    EXPECT_TRUE(BytesEqual(a, b, n)) << n;
+    for (size_t pos = 0; pos < n; ++pos) {
+      b[pos] = static_cast<char>(a[pos] ^ 0x40);
+      EXPECT_FALSE(BytesEqual(a, b, n)) << n << " " << pos;
+      EXPECT_FALSE(SvEqual(std::string_view(a, n), std::string_view(b, n)));
+      b[pos] = a[pos];
+    }
+  }
+  EXPECT_FALSE(SvEqual("ab", "abc"));
+  EXPECT_TRUE(SvEqual("", ""));
 }
 
 }  // namespace
