@@ -31,12 +31,48 @@ RtValue Str(std::string_view s) noexcept {
 RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
 RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
 RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
-RtValue FindAttr(AttrList attrs, std::string_view key) noexcept {
-  for (const KeyValue& kv : attrs) {
-    if (internal::SvEqual(kv.key, key)) return RtValue::From(kv.value);
+// Request attributes (resource.attrs.*, context.*) with their keys packed once per request:
+// a lookup compares (length, first-8-bytes word) pairs and touches key bytes only for keys
+// longer than 8. Up to kPacked keys are packed (stack memory); the rest are compared directly.
+class PackedAttrs {
+ public:
+  static constexpr size_t kPacked = 16;
+
+  RtValue Find(AttrList attrs, std::string_view key) noexcept {
+    if (!packed_) Pack(attrs);
+    const size_t n = key.size();
+    const uint64_t w = Word(key);
+    const size_t m = attrs.size() < kPacked ? attrs.size() : kPacked;
+    for (size_t k = 0; k < m; ++k) {
+      const KeyValue& kv = attrs[k];
+      if (words_[k] == w && kv.key.size() == n &&
+          (n <= 8 || internal::BytesEqual(kv.key.data() + 8, key.data() + 8, n - 8))) {
+        return RtValue::From(kv.value);
+      }
+    }
+    for (size_t k = m; k < attrs.size(); ++k) {
+      if (internal::SvEqual(attrs[k].key, key)) return RtValue::From(attrs[k].value);
+    }
+    return RtValue();
   }
-  return RtValue();
-}
+
+ private:
+  // Injective for a fixed length <= 8 (internal::LoadTail); the first 8 bytes otherwise.
+  static uint64_t Word(std::string_view s) noexcept {
+    if (s.size() <= 8) return internal::LoadTail(s.data(), s.size());
+    uint64_t w;
+    std::memcpy(&w, s.data(), 8);
+    return w;
+  }
+  void Pack(AttrList attrs) noexcept {
+    const size_t m = attrs.size() < kPacked ? attrs.size() : kPacked;
+    for (size_t k = 0; k < m; ++k) words_[k] = Word(attrs[k].key);
+    packed_ = true;
+  }
+
+  bool packed_ = false;
+  uint64_t words_[kPacked];
+};
 
 // Everything one decision knows about the requester, resolved once per request.
 class Env final {
@@ -64,6 +100,8 @@ class Env final {
   enum class UserState : uint8_t { kUnloaded, kFound, kMissing };
   UserState user_state = UserState::kUnloaded;
   UserFacts user;
+  PackedAttrs resource_attrs;
+  PackedAttrs context_attrs;
 
   // Role id for `name` usable in the resolved org and of `scope`, or kNone.
   uint32_t ResolveRole(std::string_view name, Scope scope) const noexcept {
@@ -134,7 +172,7 @@ class Env final {
         return true;
       case Var::kResourceType: *out = Str(req.resource_type); return true;
       case Var::kResourceId: *out = Str(req.resource_id); return true;
-      case Var::kResourceAttr: *out = FindAttr(req.resource_attrs, key); return true;
+      case Var::kResourceAttr: *out = resource_attrs.Find(req.resource_attrs, key); return true;
       case Var::kActionName: *out = Str(policy.actions[action].name); return true;
       case Var::kActionScope:
         *out = Str(policy.actions[action].scope == Scope::kOrg ? "org" : "workspace");
@@ -143,7 +181,7 @@ class Env final {
       case Var::kCtxAuthIdp: *out = Str(req.auth_idp); return true;
       case Var::kCtxAuthAgeS: *out = req.auth_age_s < 0 ? RtValue() : Int(req.auth_age_s); return true;
       case Var::kCtxClient: *out = Str(req.client); return true;
-      case Var::kCtxAttr: *out = FindAttr(req.context_attrs, key); return true;
+      case Var::kCtxAttr: *out = context_attrs.Find(req.context_attrs, key); return true;
     }
     *out = RtValue();
     return true;
@@ -244,9 +282,14 @@ Decision Decide(Env& env, uint32_t a, ConditionCache* cache = nullptr) noexcept 
       const internal::RuleDef& r = p.rules[p.rule_list[k]];
       if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
       if (!RuleRolesMatch(env, r, action.scope)) continue;
+      if (!r.condition.present) {  // no condition: the rule matches
+        d->allow = !r.deny;
+        d->rule = r.id;
+        d->reason = r.reason;
+        return 1;
+      }
       uint32_t rule = p.rule_list[k];
-      bool cacheable = cache && r.condition.present && !r.condition.uses_action &&
-                       rule < ConditionCache::kCachedRules;
+      bool cacheable = cache && !r.condition.uses_action && rule < ConditionCache::kCachedRules;
       uint64_t bit = uint64_t{1} << (rule % 64);
       bool match;
       if (cacheable && (cache->known[rule / 64] & bit)) {

@@ -372,6 +372,52 @@ TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
   EXPECT_EQ(ListAllowedActions(*p, r, mf, out, 3), 2u);  // gate off: a.z via rule z
 }
 
+// Request attribute lookup (keys packed per request): keys sharing a prefix, longer than 8
+// bytes, of every short length, duplicates (first wins) and more keys than are packed.
+TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {org: [a.long, a.short, a.tiny, a.late, a.ctx, a.dup]}\n"
+        "rules:\n"
+        "  - {id: l, effect: allow, actions: [a.long], condition: 'resource.attrs.abcdefgh_2 == \"y\"'}\n"
+        "  - {id: s, effect: allow, actions: [a.short], condition: 'resource.attrs.abc == \"y\"'}\n"
+        "  - {id: t, effect: allow, actions: [a.tiny], condition: 'resource.attrs.q == \"y\"'}\n"
+        "  - {id: z, effect: allow, actions: [a.late], condition: 'resource.attrs.k19 == \"y\"'}\n"
+        "  - {id: c, effect: allow, actions: [a.ctx], condition: 'context.region_code_x == \"y\"'}\n"
+        "  - {id: d, effect: allow, actions: [a.dup], condition: 'resource.attrs.dup == \"y\"'}\n"}},
+      &issues);
+  for (const Issue& i : issues) ADD_FAILURE() << i.ToString();
+  ASSERT_TRUE(p);
+  MemoryFacts mf;
+  mf.orgs["o"].members["u"] = "member";
+  mf.Finalize();
+  std::vector<std::string> keys = {"abcdefgh_1", "abcdefgh_22", "abcdefgh_2", "abd", "ab", "q",
+                                   "dup", "dup"};
+  for (int k = 0; k < 20; ++k) keys.push_back("k" + std::to_string(k));
+  std::vector<KeyValue> attrs;
+  for (const std::string& k : keys) attrs.push_back({k, Value::String("n")});
+  attrs[2].value = Value::String("y");  // abcdefgh_2
+  attrs[5].value = Value::String("y");  // q
+  attrs[6].value = Value::String("y");  // first dup
+  attrs.back().value = Value::String("y");  // k19: beyond the packed keys
+  KeyValue ctx[] = {{"region_code", Value::String("n")}, {"region_code_x", Value::String("y")}};
+  Request r;
+  r.user = "u";
+  r.org = "o";
+  r.resource_attrs = attrs;
+  r.context_attrs = ctx;
+  for (const char* a : {"a.long", "a.tiny", "a.late", "a.ctx", "a.dup"}) {
+    r.action = a;
+    EXPECT_TRUE(Evaluate(*p, r, mf).allow) << a;
+  }
+  r.action = "a.short";  // "abc" absent ("abd", "ab" and "abcdefgh_*" are not it)
+  EXPECT_FALSE(Evaluate(*p, r, mf).allow);
+  attrs[3].key = "abc";
+  attrs[3].value = Value::String("y");
+  EXPECT_TRUE(Evaluate(*p, r, mf).allow);
+}
+
 // Counts Workspace() reads; can hide WorkspaceMembershipFacts::org (a Facts that doesn't know
 // it) and make WorkspaceMembership fail.
 class CountingFacts final : public Facts {
