@@ -118,6 +118,11 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
   m.config = config;
   m.handle_signals = handle_signals;
   SetLogLevel(ParseLogLevel(config.log_level));
+  // Catch termination signals before anything is served: a SIGTERM that arrives while starting
+  // is handled (queued until Run) instead of killing the process mid-way.
+  if (handle_signals) {
+    m.signals = std::make_unique<asio::signal_set>(m.control, SIGHUP, SIGTERM, SIGINT);
+  }
 
   // Policy first: a daemon with an invalid policy must not start.
   std::vector<policy::Issue> issues;
@@ -193,10 +198,7 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
           {{"dir", config.policy_dir}, {"error", std::strerror(errno)}});
     }
   }
-  if (handle_signals) {
-    m.signals = std::make_unique<asio::signal_set>(m.control, SIGHUP, SIGTERM, SIGINT);
-    m.WaitSignals();
-  }
+  if (handle_signals) m.WaitSignals();
   policy::PolicyInfo info = policy::Info(*pol);
   Log(LogLevel::kInfo, "serving",
       {{"socket", fd >= 0 ? std::string("fd:3") : config.socket_path},

@@ -657,6 +657,9 @@ TEST_F(IntegrationTest, WatchStreamsChangesAndResumesAcrossReconnect) {
 TEST_F(IntegrationTest, ShutdownAnswersInFlightWritesAndRemovesSocket) {
   Start();
   Conn c = Connect();
+  // Make sure the daemon has accepted the connection (one round trip): connections still in
+  // the listen backlog when shutdown begins are refused, not served.
+  ASSERT_TRUE(c.Call({{"op", "health"}})["ok"].get<bool>());
   std::string batch;
   const int kN = 50;
   for (int i = 0; i < kN; ++i) {
