@@ -23,27 +23,21 @@ PolicyInfo Info(const CompiledPolicy& policy) { return policy.info; }
 namespace internal {
 
 uint64_t NameMap::Hash(std::string_view s) noexcept {
-  // 8 bytes at a time, multiply-xorshift mixing (names are short; this is on the request path).
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ s.size();
-  const char* p = s.data();
-  size_t n = s.size();
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-    p += 8;
-    n -= 8;
+  // On the request path (action and role names): a fixed number of loads whatever the length —
+  // the first and the last 8 bytes (overlapping for 8..16 bytes; names differing only in their
+  // middle bytes share a hash and are told apart by the key comparison in Find) — mixed with
+  // the length by two multiplies and a xorshift.
+  const size_t n = s.size();
+  uint64_t a, b = 0;
+  if (n >= 8) {
+    std::memcpy(&a, s.data(), 8);
+    std::memcpy(&b, s.data() + n - 8, 8);
+  } else {
+    a = LoadTail(s.data(), n);
   }
-  if (n > 0) {
-    uint64_t w = LoadTail(p, n);  // fixed-size loads, no memcpy call
-    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-  }
-  // Finalizer (murmur3 fmix64): every input bit reaches the low bits used as the slot index.
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return h;
+  uint64_t h = (a ^ (n * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+  h = (h ^ (h >> 32) ^ b) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
 }
 
 void NameMap::Build(const std::vector<std::string_view>& keys) {

@@ -1,5 +1,6 @@
 #include "policy/internal/expr.h"
 #include "policy/internal/bytes.h"
+#include "policy/internal/compiled.h"
 
 #include <gtest/gtest.h>
 
@@ -200,6 +201,23 @@ TEST(BytesTest, EqualMatchesMemcmpForAllLengthsAndPositions) {
   }
   EXPECT_FALSE(SvEqual("ab", "abc"));
   EXPECT_TRUE(SvEqual("", ""));
+}
+
+// NameMap hashes only the first and last 8 bytes: names differing in the middle collide and
+// must still be told apart; every length 0..40 and absent keys are covered.
+TEST(NameMapTest, FindsEveryKeyIncludingMiddleOnlyDifferences) {
+  std::vector<std::string> owned;
+  for (int k = 0; k < 600; ++k) owned.push_back("prefix__" + std::to_string(k) + "__suffix");
+  for (int k = 0; k < 300; ++k) owned.push_back("ws.g" + std::to_string(k % 40) + ".a" + std::to_string(k));
+  for (size_t len = 0; len <= 40; ++len) owned.push_back(std::string(len, 'x'));
+  std::vector<std::string_view> keys(owned.begin(), owned.end());
+  NameMap m;
+  m.Build(keys);
+  for (size_t k = 0; k < keys.size(); ++k) EXPECT_EQ(m.Find(keys[k]), k) << keys[k];
+  EXPECT_EQ(m.Find("prefix__600__suffix"), kNone);
+  EXPECT_EQ(m.Find("prefix__1__suffiy"), kNone);
+  EXPECT_EQ(m.Find(std::string(41, 'x')), kNone);
+  EXPECT_EQ(m.Find("y"), kNone);
 }
 
 }  // namespace
