@@ -114,23 +114,20 @@ class Env final {
     return id;
   }
 
-  bool Load(Var var, std::string_view key, RtValue* out) noexcept {
+  // Inlined into the interpreter's operand loader (one dispatch per variable read).
+  __attribute__((always_inline)) bool Load(Var var, std::string_view key,
+                                           RtValue* out) noexcept {
     switch (var) {
       case Var::kUserId: *out = Str(req.user); return true;
       case Var::kUserEmail:
-      case Var::kUserEmailVerified: {
-        if (user_state == UserState::kUnloaded) {
-          Lookup l = facts.User(req.user, &user);
-          if (l == Lookup::kError) return false;
-          user_state = l == Lookup::kFound ? UserState::kFound : UserState::kMissing;
-        }
+      case Var::kUserEmailVerified:
+        if (user_state == UserState::kUnloaded && !LoadUser()) return false;
         if (user_state != UserState::kFound) {
           *out = RtValue();
         } else {
           *out = var == Var::kUserEmail ? Str(user.email) : Bool(user.email_verified);
         }
         return true;
-      }
       case Var::kUserAttr: return LoadAttr(Facts::Entity::kUser, req.user, key, out);
       case Var::kOrgId: *out = Str(org.id.empty() ? org_id : org.id); return true;
       case Var::kOrgPlan: *out = Str(org.plan); return true;
@@ -188,7 +185,14 @@ class Env final {
   }
 
  private:
-  bool LoadAttr(Facts::Entity e, std::string_view id, std::string_view key,
+  // The Facts calls live out of line so Load itself stays a small leaf function.
+  __attribute__((noinline)) bool LoadUser() noexcept {
+    Lookup l = facts.User(req.user, &user);
+    if (l == Lookup::kError) return false;
+    user_state = l == Lookup::kFound ? UserState::kFound : UserState::kMissing;
+    return true;
+  }
+  __attribute__((noinline)) bool LoadAttr(Facts::Entity e, std::string_view id, std::string_view key,
                 RtValue* out) noexcept {
     Value v;
     Lookup l = facts.Attr(e, id, key, &v);

@@ -380,12 +380,15 @@ TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
       {{"p.yaml",
         "actions: {org: [a.long, a.short, a.tiny, a.late, a.ctx, a.dup]}\n"
         "rules:\n"
-        "  - {id: l, effect: allow, actions: [a.long], condition: 'resource.attrs.abcdefgh_2 == \"y\"'}\n"
+        "  - {id: l, effect: allow, actions: [a.long],\n"
+        "     condition: 'resource.attrs.abcdefgh_2 == \"y\"'}\n"
         "  - {id: s, effect: allow, actions: [a.short], condition: 'resource.attrs.abc == \"y\"'}\n"
         "  - {id: t, effect: allow, actions: [a.tiny], condition: 'resource.attrs.q == \"y\"'}\n"
         "  - {id: z, effect: allow, actions: [a.late], condition: 'resource.attrs.k19 == \"y\"'}\n"
-        "  - {id: c, effect: allow, actions: [a.ctx], condition: 'context.region_code_x == \"y\"'}\n"
-        "  - {id: d, effect: allow, actions: [a.dup], condition: 'resource.attrs.dup == \"y\"'}\n"}},
+        "  - {id: c, effect: allow, actions: [a.ctx],\n"
+        "     condition: 'context.region_code_x == \"y\"'}\n"
+        "  - {id: d, effect: allow, actions: [a.dup],\n"
+        "     condition: 'resource.attrs.dup == \"y\"'}\n"}},
       &issues);
   for (const Issue& i : issues) ADD_FAILURE() << i.ToString();
   ASSERT_TRUE(p);

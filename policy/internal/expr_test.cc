@@ -208,7 +208,9 @@ TEST(BytesTest, EqualMatchesMemcmpForAllLengthsAndPositions) {
 TEST(NameMapTest, FindsEveryKeyIncludingMiddleOnlyDifferences) {
   std::vector<std::string> owned;
   for (int k = 0; k < 600; ++k) owned.push_back("prefix__" + std::to_string(k) + "__suffix");
-  for (int k = 0; k < 300; ++k) owned.push_back("ws.g" + std::to_string(k % 40) + ".a" + std::to_string(k));
+  for (int k = 0; k < 300; ++k) {
+    owned.push_back("ws.g" + std::to_string(k % 40) + ".a" + std::to_string(k));
+  }
   for (size_t len = 0; len <= 40; ++len) owned.push_back(std::string(len, 'x'));
   std::vector<std::string_view> keys(owned.begin(), owned.end());
   NameMap m;
