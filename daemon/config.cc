@@ -196,9 +196,10 @@ bool ScalarOrList(const YAML::Node& n, std::string* out) {
   if (n.IsSequence()) {
     out->clear();
     for (size_t i = 0; i < n.size(); ++i) {
-      if (!n[i].IsScalar()) return false;
+      const YAML::Node e = n[i];
+      if (!e.IsScalar()) return false;
       if (i) out->push_back(',');
-      *out += n[i].Scalar();
+      *out += e.Scalar();
     }
     return true;
   }
@@ -218,32 +219,39 @@ bool LoadFile(const std::string& path, std::vector<std::pair<std::string, std::s
       *err = path + ": config file must be a YAML mapping";
       return false;
     }
-    for (auto it = root.begin(); it != root.end(); ++it) {
-      std::string key = it->first.Scalar();
-      const YAML::Node& v = it->second;
+    // Iterate by value: yaml-cpp 0.7's iterator-> hands out a proxy that dies at the end of
+    // the full expression, so references taken through it dangle.
+    for (YAML::const_iterator it = root.begin(); it != root.end(); ++it) {
+      const YAML::Node key_node = it->first;
+      const YAML::Node v = it->second;
+      std::string key = key_node.Scalar();
       if (key == "tiers") {
         if (!v.IsMap()) {
           *err = path + ": 'tiers' must be a mapping of reader/writer/operator";
           return false;
         }
-        for (auto t = v.begin(); t != v.end(); ++t) {
-          std::string tier = t->first.Scalar();
+        for (YAML::const_iterator t = v.begin(); t != v.end(); ++t) {
+          const YAML::Node tier_node = t->first;
+          const YAML::Node members = t->second;
+          std::string tier = tier_node.Scalar();
           if (tier != "reader" && tier != "writer" && tier != "operator") {
             *err = path + ": unknown tier '" + tier + "'";
             return false;
           }
-          if (!t->second.IsMap()) {
+          if (!members.IsMap()) {
             *err = path + ": tiers." + tier + " must be a mapping with uids/gids";
             return false;
           }
-          for (auto f = t->second.begin(); f != t->second.end(); ++f) {
-            std::string which = f->first.Scalar();
+          for (YAML::const_iterator f = members.begin(); f != members.end(); ++f) {
+            const YAML::Node which_node = f->first;
+            const YAML::Node list = f->second;
+            std::string which = which_node.Scalar();
             if (which != "uids" && which != "gids") {
               *err = path + ": tiers." + tier + "." + which + " is not uids or gids";
               return false;
             }
             std::string val;
-            if (!ScalarOrList(f->second, &val)) {
+            if (!ScalarOrList(list, &val)) {
               *err = path + ": tiers." + tier + "." + which + " must be a list";
               return false;
             }

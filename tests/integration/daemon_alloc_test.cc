@@ -21,6 +21,9 @@ std::atomic<bool> g_counting{false};
 std::atomic<uint64_t> g_allocs{0};
 }  // namespace
 
+// Sanitizer builds own the allocator (replacing it here confuses ASan's new/delete pairing);
+// the test only runs in plain builds.
+#ifndef GATEHOUSE_SANITIZER
 void* operator new(std::size_t n) {
   if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1);
   if (void* p = std::malloc(n ? n : 1)) return p;
@@ -31,6 +34,7 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace gatehouse::daemon {
 namespace {
@@ -61,6 +65,9 @@ store::WriteResult MustWrite(store::Store* s, store::WriteRequest r) {
 }
 
 TEST(DaemonAlloc, HotOpsDoNotAllocate) {
+#ifdef GATEHOUSE_SANITIZER
+  GTEST_SKIP() << "allocation counting needs the plain allocator";
+#endif
   char tmpl[] = "/tmp/gh_alloc_XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::unique_ptr<store::Store> st;
