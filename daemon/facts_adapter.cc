@@ -74,6 +74,7 @@ Lookup StoreFacts::WorkspaceMembership(std::string_view user, std::string_view w
   out->team = v.team;
   out->flags = policy::StringList(flags_.data(), Unpack(v.flags, flags_.data()));
   out->contact_visibility = v.contact_visibility;
+  out->org = v.org;  // denormalized by the store; saves the evaluator a workspace read
   return Lookup::kFound;
 }
 
