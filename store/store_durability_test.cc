@@ -154,6 +154,11 @@ TEST(DurabilityTest, AcknowledgedWritesSurviveSigkill) {
 // Another process writing to the same store (e.g. an import tool next to the daemon) does not
 // make this process reuse revisions: each batch reads the stored revision in its transaction.
 TEST(DurabilityTest, RevisionsStayUniqueAcrossProcesses) {
+#if defined(__SANITIZE_THREAD__)
+  // The child starts a writer thread after fork() of a multi-threaded parent, which TSan does
+  // not support (it reports and exits 66). The plain and ASan builds run this test.
+  GTEST_SKIP() << "threads after fork are not supported under TSan";
+#endif
   TempDir dir;
   std::unique_ptr<Store> st;
   ASSERT_TRUE(Store::Open(Opts(dir.path()), &st).ok());
