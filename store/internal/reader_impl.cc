@@ -216,49 +216,44 @@ bool KvReader::ListInvitationsOfOrg(std::string_view org, std::vector<Invitation
   return scanned && ok;
 }
 
-// Whole-table listings (export). Keys of kUsers / kOrgs are the raw ids.
-bool KvReader::ListUsers(std::string_view cursor, size_t limit, std::vector<UserView>* out,
-                         std::string* next) {
+// Whole-table listings (export). Keys of kUsers / kOrgs are the raw ids. One page of at most
+// `limit` records from `cursor` on; *next is the first key of the following page ("" = done).
+// Sets *ok to false if a listed key's record cannot be decoded.
+template <typename View, typename Get>
+static bool ScanPage(KvRead* kv, Table table, std::string_view cursor, size_t limit,
+                     std::vector<View>* out, std::string* next, bool* ok, Get get) {
   out->clear();
   next->clear();
   if (limit == 0) limit = 1;
-  bool ok = true;
-  bool scanned = kv_->Scan(Table::kUsers, {}, cursor, [&](std::string_view k, std::string_view) {
+  return kv->Scan(table, {}, cursor, [&](std::string_view k, std::string_view) {
     if (out->size() == limit) {
       next->assign(k);
       return false;
     }
-    UserView u;
-    if (GetUser(k, &u)) {
-      out->push_back(u);
+    View v;
+    if (get(k, &v)) {
+      out->push_back(v);
     } else {
-      ok = false;
+      *ok = false;
     }
     return true;
   });
+}
+
+bool KvReader::ListUsers(std::string_view cursor, size_t limit, std::vector<UserView>* out,
+                         std::string* next) {
+  bool ok = true;
+  bool scanned = ScanPage(kv_, Table::kUsers, cursor, limit, out, next, &ok,
+                          [this](std::string_view k, UserView* v) { return GetUser(k, v); });
   if (!ok) Corrupt();
   return scanned && ok;
 }
 
 bool KvReader::ListOrgs(std::string_view cursor, size_t limit, std::vector<OrgView>* out,
                         std::string* next) {
-  out->clear();
-  next->clear();
-  if (limit == 0) limit = 1;
   bool ok = true;
-  bool scanned = kv_->Scan(Table::kOrgs, {}, cursor, [&](std::string_view k, std::string_view) {
-    if (out->size() == limit) {
-      next->assign(k);
-      return false;
-    }
-    OrgView o;
-    if (GetOrg(k, &o)) {
-      out->push_back(o);
-    } else {
-      ok = false;
-    }
-    return true;
-  });
+  bool scanned = ScanPage(kv_, Table::kOrgs, cursor, limit, out, next, &ok,
+                          [this](std::string_view k, OrgView* v) { return GetOrg(k, v); });
   if (!ok) Corrupt();
   return scanned && ok;
 }
