@@ -103,56 +103,51 @@ bool KvReader::ListOrgsOfUser(std::string_view user, std::vector<OrgMemberView>*
   return scanned && ok;
 }
 
-bool KvReader::ListOrgMembers(std::string_view org, std::string_view cursor, size_t limit,
-                              std::vector<OrgMemberView>* out, std::string* next) {
+// One page of the rows keyed (parent, user) in `table`, from user `cursor` on; *next is the user
+// that starts the following page ("" = done). decode(parent, user, value, View*) returns false on
+// a malformed row, which stops the scan and sets *ok to false.
+template <typename View, typename Decode>
+static bool ScanChildPage(KvRead* kv, Table table, std::string_view parent,
+                          std::string_view cursor, size_t limit, std::vector<View>* out,
+                          std::string* next, bool* ok, Decode decode) {
   out->clear();
   next->clear();
-  if (org.empty() || org.size() > 255) return true;
+  if (parent.empty() || parent.size() > 255) return true;
   std::string prefix;
-  PutKeyPart(&prefix, org);
+  PutKeyPart(&prefix, parent);
   std::string start = prefix + std::string(cursor);
-  bool ok = true;
-  bool scanned = kv_->Scan(Table::kOrgMembers, prefix, start, [&](std::string_view k, std::string_view v) {
+  return kv->Scan(table, prefix, start, [&](std::string_view k, std::string_view v) {
     std::string_view user = k.substr(prefix.size());
     if (out->size() >= limit) {
       next->assign(user);
       return false;
     }
-    OrgMemberView m;
-    if (!DecodeOrgMember(k.substr(1, org.size()), user, v, &m)) {
-      ok = false;
+    View m;
+    if (!decode(k.substr(1, parent.size()), user, v, &m)) {
+      *ok = false;
       return false;
     }
     out->push_back(m);
     return true;
   });
+}
+
+bool KvReader::ListOrgMembers(std::string_view org, std::string_view cursor, size_t limit,
+                              std::vector<OrgMemberView>* out, std::string* next) {
+  bool ok = true;
+  bool scanned = ScanChildPage(kv_, Table::kOrgMembers, org, cursor, limit, out, next, &ok,
+                               [](std::string_view o, std::string_view u, std::string_view v,
+                                  OrgMemberView* m) { return DecodeOrgMember(o, u, v, m); });
   if (!ok) Corrupt();
   return scanned && ok;
 }
 
 bool KvReader::ListWorkspaceMembers(std::string_view ws, std::string_view cursor, size_t limit,
                                     std::vector<WorkspaceMemberView>* out, std::string* next) {
-  out->clear();
-  next->clear();
-  if (ws.empty() || ws.size() > 255) return true;
-  std::string prefix;
-  PutKeyPart(&prefix, ws);
-  std::string start = prefix + std::string(cursor);
   bool ok = true;
-  bool scanned = kv_->Scan(Table::kWsMembers, prefix, start, [&](std::string_view k, std::string_view v) {
-    std::string_view user = k.substr(prefix.size());
-    if (out->size() >= limit) {
-      next->assign(user);
-      return false;
-    }
-    WorkspaceMemberView m;
-    if (!DecodeWsMember(k.substr(1, ws.size()), user, v, &m)) {
-      ok = false;
-      return false;
-    }
-    out->push_back(m);
-    return true;
-  });
+  bool scanned = ScanChildPage(kv_, Table::kWsMembers, ws, cursor, limit, out, next, &ok,
+                               [](std::string_view w, std::string_view u, std::string_view v,
+                                  WorkspaceMemberView* m) { return DecodeWsMember(w, u, v, m); });
   if (!ok) Corrupt();
   return scanned && ok;
 }
