@@ -275,27 +275,23 @@ struct ConditionCache {
   uint64_t value[kCachedRules / 64] = {};
 };
 
-// Steps 5-8 for one action (env already resolved).
-Decision Decide(Env& env, uint32_t a, ConditionCache* cache = nullptr) noexcept {
+// First matching rule of rule_list[begin, end): 1 (and *d set), 0 if none matched, -1 on a
+// facts failure (*d = internal). kCached: memoize action-independent conditions in *cache.
+template <bool kCached>
+__attribute__((always_inline)) inline int FirstMatch(Env& env, uint32_t begin, uint32_t end,
+                                                     Scope scope, ConditionCache* cache,
+                                                     Decision* d) noexcept {
   const CompiledPolicy& p = env.policy;
-  const internal::ActionDef& action = p.actions[a];
-  if (action.scope == Scope::kWorkspace && !env.has_ws) return Deny("scope_required");
-  env.action = a;
-  auto check = [&](uint32_t begin, uint32_t end, Decision* d) noexcept -> int {
-    for (uint32_t k = begin; k < end; ++k) {
-      const internal::RuleDef& r = p.rules[p.rule_list[k]];
-      if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
-      if (!RuleRolesMatch(env, r, action.scope)) continue;
-      if (!r.condition.present) {  // no condition: the rule matches
-        d->allow = !r.deny;
-        d->rule = r.id;
-        d->reason = r.reason;
-        return 1;
-      }
-      uint32_t rule = p.rule_list[k];
-      bool cacheable = cache && !r.condition.uses_action && rule < ConditionCache::kCachedRules;
-      uint64_t bit = uint64_t{1} << (rule % 64);
-      bool match;
+  for (uint32_t k = begin; k < end; ++k) {
+    const uint32_t rule = p.rule_list[k];
+    const internal::RuleDef& r = p.rules[rule];
+    if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
+    if (!RuleRolesMatch(env, r, scope)) continue;
+    bool match = true;  // no condition: the rule matches
+    if (r.condition.present) {
+      const bool cacheable =
+          kCached && !r.condition.uses_action && rule < ConditionCache::kCachedRules;
+      const uint64_t bit = uint64_t{1} << (rule % 64);
       if (cacheable && (cache->known[rule / 64] & bit)) {
         match = (cache->value[rule / 64] & bit) != 0;
       } else {
@@ -310,17 +306,26 @@ Decision Decide(Env& env, uint32_t a, ConditionCache* cache = nullptr) noexcept 
           if (match) cache->value[rule / 64] |= bit;
         }
       }
-      if (match) {
-        d->allow = !r.deny;
-        d->rule = r.id;
-        d->reason = r.reason;
-        return 1;
-      }
     }
-    return 0;
-  };
+    if (match) {
+      d->allow = !r.deny;
+      d->rule = r.id;
+      d->reason = r.reason;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// Steps 5-8 for one action (env already resolved).
+template <bool kCached>
+Decision Decide(Env& env, uint32_t a, ConditionCache* cache) noexcept {
+  const CompiledPolicy& p = env.policy;
+  const internal::ActionDef& action = p.actions[a];
+  if (action.scope == Scope::kWorkspace && !env.has_ws) return Deny("scope_required");
+  env.action = a;
   Decision d;
-  if (check(p.deny_begin[a], p.allow_begin[a], &d) != 0) {
+  if (FirstMatch<kCached>(env, p.deny_begin[a], p.allow_begin[a], action.scope, cache, &d) != 0) {
     if (d.allow) d = Deny("internal");  // cannot happen: deny list holds deny rules only
     return d;
   }
@@ -331,7 +336,7 @@ Decision Decide(Env& env, uint32_t a, ConditionCache* cache = nullptr) noexcept 
     d.reason = kGranted;
     return d;
   }
-  int r = check(p.allow_begin[a], p.deny_begin[a + 1], &d);
+  int r = FirstMatch<kCached>(env, p.allow_begin[a], p.deny_begin[a + 1], action.scope, cache, &d);
   if (r != 0) return d;
   return Deny(kNoPermission);
 }
@@ -344,7 +349,7 @@ Decision Evaluate(const CompiledPolicy& policy, const Request& request, Facts& f
   Env env(policy, request, facts);
   Decision d;
   if (!Resolve(env, true, policy.actions[a].scope, &d)) return d;
-  return Decide(env, a);
+  return Decide<false>(env, a, nullptr);
 }
 
 size_t ListAllowedActions(const CompiledPolicy& policy, const Request& request, Facts& facts,
@@ -356,7 +361,7 @@ size_t ListAllowedActions(const CompiledPolicy& policy, const Request& request, 
   ConditionCache cache;
   for (uint32_t a = 0; a < policy.actions.size() && n < capacity; ++a) {
     if (policy.actions[a].scope == Scope::kWorkspace && !env.has_ws) continue;
-    if (Decide(env, a, &cache).allow) out[n++] = a;
+    if (Decide<true>(env, a, &cache).allow) out[n++] = a;
   }
   return n;
 }

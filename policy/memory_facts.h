@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/facts.h"
+#include "policy/internal/bytes.h"
 
 namespace gatehouse::policy {
 
@@ -32,13 +33,20 @@ struct OwnedValue {
 };
 using OwnedAttrs = std::map<std::string, OwnedValue, std::less<>>;
 
-// Transparent string hash: lookups by string_view without building a std::string.
+// Transparent string hash and equality: lookups by string_view without building a
+// std::string, with the engine's inline fixed-cost name hash and word compares (no libc call).
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  size_t operator()(std::string_view s) const noexcept { return internal::HashName(s); }
+};
+struct StringEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept {
+    return internal::SvEqual(a, b);
+  }
 };
 template <typename V>
-using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+using StringMap = std::unordered_map<std::string, V, StringHash, StringEq>;
 
 class MemoryFacts final : public Facts {
  public:

@@ -50,6 +50,28 @@ inline bool SvEqual(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && BytesEqual(a.data(), b.data(), a.size());
 }
 
+// Hash of a name (ids, action and role names): up to 16 bytes, the first and the last 8
+// bytes (overlapping for 8..16 bytes) with no loop; longer names also fold in their middle
+// words, one multiply each. Mixed with the length by two multiplies and a xorshift.
+inline uint64_t HashName(std::string_view s) noexcept {
+  const size_t n = s.size();
+  uint64_t a, b = 0;
+  if (n >= 8) {
+    std::memcpy(&a, s.data(), 8);
+    std::memcpy(&b, s.data() + n - 8, 8);
+    for (size_t i = 8; i + 8 < n; i += 8) {
+      uint64_t m;
+      std::memcpy(&m, s.data() + i, 8);
+      a = (a ^ m) * 0x9fb21c651e98df25ull;
+    }
+  } else {
+    a = LoadTail(s.data(), n);
+  }
+  uint64_t h = (a ^ (n * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+  h = (h ^ (h >> 32) ^ b) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
+}
+
 }  // namespace gatehouse::policy::internal
 
 #endif  // GATEHOUSE_POLICY_INTERNAL_BYTES_H_

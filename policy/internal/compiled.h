@@ -6,11 +6,13 @@
 #define GATEHOUSE_POLICY_INTERNAL_COMPILED_H_
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "policy/internal/bytes.h"
 #include "policy/internal/expr.h"
 #include "policy/policy.h"
 
@@ -22,10 +24,23 @@ inline constexpr uint32_t kNone = 0xffffffffu;
 class NameMap {
  public:
   void Build(const std::vector<std::string_view>& keys);  // value = index in keys
-  uint32_t Find(std::string_view key) const noexcept;      // kNone if absent
+
+  // kNone if absent. Inline: called on every request (action and role names).
+  uint32_t Find(std::string_view key) const noexcept {
+    if (slots_.empty()) return kNone;
+    uint64_t h = Hash(key) & mask_;
+    while (true) {
+      const Slot& s = slots_[h];
+      if (s.value == kNone) return kNone;
+      if (SvEqual(s.key, key)) return s.value;
+      h = (h + 1) & mask_;
+    }
+  }
+
+  // On the request path (action and role names): see HashName.
+  static uint64_t Hash(std::string_view s) noexcept { return HashName(s); }
 
  private:
-  static uint64_t Hash(std::string_view s) noexcept;
   struct Slot {
     std::string_view key;
     uint32_t value = kNone;

@@ -640,7 +640,7 @@ class Lowerer {
       case NodeKind::kVar:
         out.kind = Node::Kind::kTruth;
         out.a = Leaf(i);
-        return Add(out);
+        return Add(Specialise(out));
       case NodeKind::kHas:
         out.kind = Node::Kind::kHas;
         out.a = Operand{Operand::Kind::kVar, n.var, n.arg};
@@ -664,12 +664,57 @@ class Lowerer {
         if (n.cmp != AstOp::kIn) out.cmp = static_cast<Op>(n.cmp);
         out.a = Leaf(n.lhs);
         out.b = Leaf(n.rhs);
-        return Add(out);
+        return Add(Specialise(out));
     }
     return Add(out);
   }
 
  private:
+  bool IsVar(const Operand& o) const { return o.kind == Operand::Kind::kVar; }
+  bool IsStrConst(const Operand& o) const {
+    return o.kind == Operand::Kind::kConst && pool_->consts[o.idx].kind == RtValue::Kind::kString;
+  }
+  bool IsStrList(const Operand& o) const {
+    if (o.kind != Operand::Kind::kList) return false;
+    const ListConst& lc = pool_->lists[o.idx];
+    for (uint32_t k = 0; k < lc.count; ++k) {
+      if (pool_->list_items[lc.begin + k].kind != RtValue::Kind::kString) return false;
+    }
+    return true;
+  }
+
+  // Picks a specialised leaf kind for the commonest operand shapes (see Node::Kind). Equality
+  // is symmetric in the runtime semantics (RtCompare), so `"lit" == var` becomes var == "lit".
+  Node Specialise(Node n) const {
+    switch (n.kind) {
+      case Node::Kind::kTruth:
+        if (IsVar(n.a)) n.kind = Node::Kind::kVarTruth;
+        break;
+      case Node::Kind::kCmp:
+        if ((n.cmp == Op::kEq || n.cmp == Op::kNe) && IsStrConst(n.a) && IsVar(n.b)) {
+          std::swap(n.a, n.b);
+        }
+        if ((n.cmp == Op::kEq || n.cmp == Op::kNe) && IsVar(n.a) && IsStrConst(n.b)) {
+          n.kind = n.cmp == Op::kEq ? Node::Kind::kVarEqStr : Node::Kind::kVarNeStr;
+        } else if (IsVar(n.a) && IsVar(n.b)) {
+          n.kind = Node::Kind::kVarCmpVar;
+        } else if (IsVar(n.a) && n.b.kind == Operand::Kind::kConst) {
+          n.kind = Node::Kind::kVarCmpConst;
+        }
+        break;
+      case Node::Kind::kIn:
+        if (IsVar(n.a) && IsStrList(n.b)) {
+          n.kind = Node::Kind::kVarInStrs;
+        } else if (IsStrConst(n.a) && IsVar(n.b)) {
+          n.kind = Node::Kind::kStrInVar;
+        }
+        break;
+      default:
+        break;
+    }
+    return n;
+  }
+
   void Flatten(int i, NodeKind kind, std::vector<uint32_t>* kids) {
     const AstNode& n = ast_[i];
     if (n.kind == kind) {
@@ -699,6 +744,42 @@ class Lowerer {
   ProgramPool* pool_;
 };
 
+// Appends the branch program of tree node `idx` to pool->steps; returns its entry step.
+// on_true / on_false / on_notbool: where to continue for each result of the node (the
+// semantics of Interpreter::Eval: And and Or treat a non-bool child as false, `!` of a
+// non-bool is false). Children are threaded last to first so each knows its successor.
+uint32_t Thread(ProgramPool* pool, uint32_t idx, uint32_t on_true, uint32_t on_false,
+                uint32_t on_notbool) {
+  const Node n = pool->nodes[idx];
+  switch (n.kind) {
+    case Node::Kind::kNot:
+      return Thread(pool, n.a.idx, on_false, on_true, on_false);
+    case Node::Kind::kAnd: {
+      uint32_t next = on_true;
+      for (uint32_t k = n.count; k-- > 0;) {
+        next = Thread(pool, pool->children[n.first + k], next, on_false, on_false);
+      }
+      return next;
+    }
+    case Node::Kind::kOr: {
+      uint32_t next = on_false;
+      for (uint32_t k = n.count; k-- > 0;) {
+        next = Thread(pool, pool->children[n.first + k], on_true, next, next);
+      }
+      return next;
+    }
+    default: {
+      Step s;
+      s.leaf = n;
+      s.next[static_cast<int>(Truth::kFalse)] = on_false;
+      s.next[static_cast<int>(Truth::kTrue)] = on_true;
+      s.next[static_cast<int>(Truth::kNotBool)] = on_notbool;
+      pool->steps.push_back(s);
+      return static_cast<uint32_t>(pool->steps.size() - 1);
+    }
+  }
+}
+
 }  // namespace
 
 bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
@@ -719,6 +800,7 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
   }
   Lowerer lowerer(parser.nodes(), pool);
   out->root = lowerer.Lower(root);
+  out->entry = Thread(pool, out->root, kStepAccept, kStepReject, kStepReject);
   out->present = true;
   out->uses_action = false;
   for (const AstNode& n : parser.nodes()) {
@@ -732,6 +814,14 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
 
 bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept {
   return RunProgram(pool, program, vars, error);
+}
+
+bool RunTree(const ProgramPool& pool, const Program& program, VarSource& vars,
+             bool* error) noexcept {
+  if (!program.present) return true;
+  Truth t = Interpreter<VarSource>(pool, vars).Eval(program.root);
+  if (t == Truth::kError) *error = true;
+  return t == Truth::kTrue;
 }
 
 }  // namespace gatehouse::policy::internal

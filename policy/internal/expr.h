@@ -62,6 +62,15 @@ struct Node {
     kHas,    // a (a variable): present
     kCmp,    // a <cmp> b
     kIn,     // a in b (b: a list constant or a list variable)
+    // Specialised leaves chosen by the compiler for the commonest shapes; each gives exactly
+    // the result of the generic leaf it replaces, with fewer dispatches per evaluation.
+    kVarTruth,   // kTruth of a variable
+    kVarEqStr,   // a (variable) == b (string constant)
+    kVarNeStr,   // a (variable) != b (string constant)
+    kVarInStrs,  // a (variable) in b (list constant whose items are all strings)
+    kStrInVar,   // a (string constant) in b (list variable)
+    kVarCmpVar,  // a <cmp> b, both variables
+    kVarCmpConst,  // a (variable) <cmp> b (scalar constant)
     kNot,    // !child (child = a.idx)
     kAnd,    // children[first .. first+count)
     kOr,
@@ -71,7 +80,20 @@ struct Node {
   Operand a, b;
   uint32_t first = 0;
   uint32_t count = 0;
+
+  static constexpr Kind kLastLeaf = Kind::kVarCmpConst;
 };
+
+// The condition as a branch program ("threaded" And/Or/Not): every leaf of the tree, in
+// evaluation order, with the step to continue at for each of its results. And/Or/Not become
+// jumps, so evaluation is one loop over leaves with no recursion. next[] is indexed by
+// Truth (false, true, not-a-bool); targets >= kStepAccept end the program.
+struct Step {
+  Node leaf;
+  uint32_t next[3];
+};
+inline constexpr uint32_t kStepAccept = 0xfffffffeu;  // the condition holds
+inline constexpr uint32_t kStepReject = 0xffffffffu;  // it does not
 
 struct ListConst {
   uint32_t begin;
@@ -141,6 +163,7 @@ struct RtValue {
 struct ProgramPool {
   std::vector<Node> nodes;
   std::vector<uint32_t> children;
+  std::vector<Step> steps;  // branch programs (Program::entry)
   std::vector<RtValue> consts;
   std::vector<RtValue> list_items;
   std::vector<ListConst> lists;
@@ -151,7 +174,8 @@ struct ProgramPool {
 };
 
 struct Program {
-  uint32_t root = 0;
+  uint32_t root = 0;         // tree form (nodes)
+  uint32_t entry = kStepAccept;  // branch-program form (steps); same result as the tree
   bool present = false;      // false: no condition (always true)
   bool uses_action = false;  // reads action.* (its value may differ between actions)
 };
@@ -183,6 +207,10 @@ class VarSource {
 // Runs `program`; returns true iff the condition holds. On a facts failure returns false and
 // sets *error = true. (The evaluator uses the inlined template RunProgram in expr_run.h.)
 bool Run(const ProgramPool& pool, const Program& program, VarSource& vars, bool* error) noexcept;
+// Same result by walking the tree form (Program::root) instead of the branch program: the
+// reference the branch programs are tested against.
+bool RunTree(const ProgramPool& pool, const Program& program, VarSource& vars,
+             bool* error) noexcept;
 
 }  // namespace gatehouse::policy::internal
 

@@ -97,6 +97,18 @@ class Interpreter {
  public:
   Interpreter(const ProgramPool& pool, Vars& vars) noexcept : pool_(pool), vars_(vars) {}
 
+  // Runs a branch program (ProgramPool::steps) from `step`: kTrue, kFalse or kError.
+  __attribute__((always_inline)) Truth Run(uint32_t step) noexcept {
+    while (step < kStepAccept) {
+      const Step& s = pool_.steps[step];
+      Truth t = Leaf(s.leaf);
+      if (t == Truth::kError) return t;
+      step = s.next[static_cast<int>(t)];
+    }
+    return step == kStepAccept ? Truth::kTrue : Truth::kFalse;
+  }
+
+  // Tree evaluation (operands that are sub-expressions, e.g. `(a && b) == c`).
   Truth Eval(uint32_t idx) noexcept {
     const Node& n = pool_.nodes[idx];
     switch (n.kind) {
@@ -131,34 +143,90 @@ class Interpreter {
   // Leaves are evaluated in place; only nested And/Or/Not recurse.
   Truth Child(uint32_t idx) noexcept {
     const Node& n = pool_.nodes[idx];
-    if (n.kind <= Node::Kind::kIn) return Leaf(n);
+    if (n.kind <= Node::kLastLeaf) return Leaf(n);
     return Eval(idx);
   }
 
+  static Truth Of(bool b) noexcept { return b ? Truth::kTrue : Truth::kFalse; }
+
+  // String constant (pool) equal to a loaded value; false unless the value is a string.
+  static bool StrConstEq(const RtValue& v, const RtValue& c) noexcept {
+    return v.kind == RtValue::Kind::kString && RtStrEq(v, c);
+  }
+
   __attribute__((always_inline)) Truth Leaf(const Node& n) noexcept {
-    // Uninitialized: LoadOperand always assigns before use.
+    // Uninitialized: the loaders always assign before use.
     union Slot {
       Slot() {}
       RtValue v;
     } sa, sb;
     RtValue& a = sa.v;
     RtValue& b = sb.v;
+    switch (n.kind) {
+      case Node::Kind::kVarTruth:
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        if (a.kind != RtValue::Kind::kBool) return Truth::kNotBool;
+        return Of(a.b);
+      case Node::Kind::kHas:
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        return Of(a.kind != RtValue::Kind::kMissing);
+      case Node::Kind::kVarEqStr:
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        return Of(StrConstEq(a, pool_.consts[n.b.idx]));
+      case Node::Kind::kVarNeStr:  // missing or not a string: not equal
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        return Of(!StrConstEq(a, pool_.consts[n.b.idx]));
+      case Node::Kind::kVarInStrs: {
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        if (a.kind != RtValue::Kind::kString) return Truth::kFalse;
+        const ListConst& lc = pool_.lists[n.b.idx];
+        const RtValue* items = pool_.list_items.data() + lc.begin;
+        for (uint32_t k = 0; k < lc.count; ++k) {
+          if (RtStrEq(a, items[k])) return Truth::kTrue;
+        }
+        return Truth::kFalse;
+      }
+      case Node::Kind::kStrInVar: {
+        if (!LoadVar(n.b, &b)) return Truth::kError;
+        const RtValue& c = pool_.consts[n.a.idx];
+        if (b.kind != RtValue::Kind::kStrList) return Of(RtIn(c, b));
+        for (uint32_t k = 0; k < b.n; ++k) {
+          const std::string_view& s = b.strs[k];
+          if (s.size() == c.n && BytesEqual(s.data(), c.str, c.n)) return Truth::kTrue;
+        }
+        return Truth::kFalse;
+      }
+      case Node::Kind::kVarCmpVar:
+        if (!LoadVar(n.a, &a) || !LoadVar(n.b, &b)) return Truth::kError;
+        if (a.kind == RtValue::Kind::kString && b.kind == RtValue::Kind::kString &&
+            (n.cmp == Op::kEq || n.cmp == Op::kNe)) {  // the common case, without RtCompare
+          return Of(RtStrEq(a, b) == (n.cmp == Op::kEq));
+        }
+        return Of(RtCompare(n.cmp, a, b));
+      case Node::Kind::kVarCmpConst:
+        if (!LoadVar(n.a, &a)) return Truth::kError;
+        return Of(RtCompare(n.cmp, a, pool_.consts[n.b.idx]));
+      default:
+        break;
+    }
     if (!LoadOperand(n.a, &a)) return Truth::kError;
     switch (n.kind) {
       case Node::Kind::kTruth:
         if (a.kind != RtValue::Kind::kBool) return Truth::kNotBool;
-        return a.b ? Truth::kTrue : Truth::kFalse;
-      case Node::Kind::kHas:
-        return a.kind != RtValue::Kind::kMissing ? Truth::kTrue : Truth::kFalse;
+        return Of(a.b);
       case Node::Kind::kCmp:
         if (!LoadOperand(n.b, &b)) return Truth::kError;
-        return RtCompare(n.cmp, a, b) ? Truth::kTrue : Truth::kFalse;
+        return Of(RtCompare(n.cmp, a, b));
       case Node::Kind::kIn:
         if (!LoadOperand(n.b, &b)) return Truth::kError;
-        return RtIn(a, b) ? Truth::kTrue : Truth::kFalse;
+        return Of(RtIn(a, b));
       default:
         return Truth::kError;
     }
+  }
+
+  __attribute__((always_inline)) bool LoadVar(const Operand& o, RtValue* out) noexcept {
+    return vars_.Load(o.var, o.idx == kNoKey ? std::string_view() : pool_.names[o.idx], out);
   }
 
   bool LoadOperand(const Operand& o, RtValue* out) noexcept {
@@ -172,7 +240,7 @@ class Interpreter {
         return true;
       }
       case Operand::Kind::kVar:
-        return vars_.Load(o.var, o.idx == kNoKey ? std::string_view() : pool_.names[o.idx], out);
+        return LoadVar(o, out);
       case Operand::Kind::kNode: {
         Truth t = Eval(o.idx);
         if (t == Truth::kError) return false;
@@ -190,10 +258,11 @@ class Interpreter {
 // Runs `program`: true iff the condition holds. On a facts failure returns false and sets
 // *error = true.
 template <typename Vars>
-inline bool RunProgram(const ProgramPool& pool, const Program& program, Vars& vars,
-                       bool* error) noexcept {
+__attribute__((always_inline)) inline bool RunProgram(const ProgramPool& pool,
+                                                      const Program& program, Vars& vars,
+                                                      bool* error) noexcept {
   if (!program.present) return true;
-  Truth t = Interpreter<Vars>(pool, vars).Eval(program.root);
+  Truth t = Interpreter<Vars>(pool, vars).Run(program.entry);
   if (t == Truth::kError) *error = true;
   return t == Truth::kTrue;
 }

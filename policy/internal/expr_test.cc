@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -220,6 +221,130 @@ TEST(NameMapTest, FindsEveryKeyIncludingMiddleOnlyDifferences) {
   EXPECT_EQ(m.Find("prefix__1__suffiy"), kNone);
   EXPECT_EQ(m.Find(std::string(41, 'x')), kNone);
   EXPECT_EQ(m.Find("y"), kNone);
+}
+
+// The branch programs (And/Or/Not threaded into jumps, specialised leaves) against the tree
+// walk, over random well-typed expressions and random variable values: same result, same
+// error, and the same variables loaded in the same order (short-circuiting unchanged).
+class RecordingVars final : public VarSource {
+ public:
+  std::map<std::pair<int, std::string>, RtValue> values;
+  int fail_at = -1;  // the load with this ordinal fails (-1: none)
+  std::string trace;
+  int loads = 0;
+  bool Load(Var var, std::string_view key, RtValue* out) noexcept override {
+    trace += std::to_string(static_cast<int>(var)) + ":" + std::string(key) + ",";
+    if (loads++ == fail_at) return false;
+    auto it = values.find({static_cast<int>(var), std::string(key)});
+    *out = it == values.end() ? RtValue() : it->second;
+    return true;
+  }
+};
+
+TEST(ExprTest, BranchProgramsMatchTreeWalk) {
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto rnd = [&](uint32_t n) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return static_cast<uint32_t>(seed % n);
+  };
+  static const char* kStrLits[] = {"'a'", "'b'", "''", "'abcdefghij'"};
+  static const char* kStrVars[] = {"org.plan", "org.status", "membership.team", "user.id"};
+  static const char* kBoolVars[] = {"org.suspended", "membership.implied", "org.sso.enforced"};
+  static const char* kDyn[] = {"resource.attrs.x", "resource.attrs.y", "context.z"};
+  static const char* kOps[] = {"==", "!=", "<", "<=", ">", ">="};
+  std::function<std::string(int)> gen = [&](int depth) -> std::string {
+    uint32_t pick = depth > 3 ? rnd(12) : rnd(17);
+    switch (pick) {
+      case 0: return kBoolVars[rnd(3)];
+      case 1: return kDyn[rnd(3)];
+      case 2: return std::string(kStrVars[rnd(4)]) + (rnd(2) ? " == " : " != ") + kStrLits[rnd(4)];
+      case 3: return std::string(kStrLits[rnd(4)]) + (rnd(2) ? " == " : " != ") + kStrVars[rnd(4)];
+      case 4: return std::string(kDyn[rnd(3)]) + " " + kOps[rnd(6)] + " " + kStrLits[rnd(4)];
+      case 5: return std::string(kDyn[rnd(3)]) + " " + kOps[rnd(6)] + " " + kDyn[rnd(3)];
+      case 6: return std::string(kStrVars[rnd(4)]) + " " + kOps[rnd(6)] + " " + kStrVars[rnd(4)];
+      case 7: return std::string("org.seats ") + kOps[rnd(6)] + (rnd(2) ? " 3" : " 2.5");
+      case 8: return std::string(kDyn[rnd(3)]) + " " + kOps[rnd(6)] + " " + (rnd(2) ? "3" : "null");
+      case 9: return std::string(rnd(2) ? kStrVars[rnd(4)] : kDyn[rnd(3)]) + " in ['a', '', 'b']";
+      case 10: return std::string(kStrLits[rnd(4)]) + " in " + (rnd(2) ? "org.features" : "membership.flags");
+      case 11: return std::string("has(") + kDyn[rnd(3)] + ")";
+      case 12: return "!" + gen(depth + 1);
+      case 13: return "(" + gen(depth + 1) + " && " + gen(depth + 1) + ")";
+      case 14: return "(" + gen(depth + 1) + " || " + gen(depth + 1) + ")";
+      case 15: return "(" + gen(depth + 1) + " && " + gen(depth + 1) + " || " + gen(depth + 1) + ")";
+      default: return "(" + gen(depth + 1) + ") == " + (rnd(2) ? "true" : kBoolVars[rnd(3)]);
+    }
+  };
+  static const std::string_view kLists[][2] = {{"a", "b"}, {"", "abcdefghij"}};
+  static const char* kStrVals[] = {"a", "b", "", "abcdefghij"};
+  auto random_value = [&](bool dyn) -> RtValue {
+    switch (rnd(dyn ? 8 : 5)) {
+      case 0: return RtValue();  // missing
+      case 1:
+      case 2:
+      case 3: return S(kStrVals[rnd(4)]);
+      case 4: return dyn ? RtValue::Null() : S("a");
+      case 5: return B(rnd(2) != 0);
+      case 6: return I(static_cast<int64_t>(rnd(5)));
+      default: return RtValue::Double(2.5);
+    }
+  };
+  int compiled = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string text = gen(0);
+    Compiled e(text);
+    if (!e.ok) continue;
+    ++compiled;
+    for (int trial = 0; trial < 8; ++trial) {
+      RecordingVars v;
+      v.values[{static_cast<int>(Var::kOrgPlan), ""}] = random_value(false);
+      v.values[{static_cast<int>(Var::kOrgStatus), ""}] = random_value(false);
+      v.values[{static_cast<int>(Var::kMemberTeam), ""}] = random_value(false);
+      v.values[{static_cast<int>(Var::kUserId), ""}] = random_value(false);
+      v.values[{static_cast<int>(Var::kOrgSeats), ""}] = I(static_cast<int64_t>(rnd(5)));
+      for (Var b : {Var::kOrgSuspended, Var::kMemberImplied, Var::kOrgSsoEnforced}) {
+        v.values[{static_cast<int>(b), ""}] = B(rnd(2) != 0);
+      }
+      v.values[{static_cast<int>(Var::kOrgFeatures), ""}] = RtValue::StrList(kLists[rnd(2)]);
+      v.values[{static_cast<int>(Var::kMemberFlags), ""}] = RtValue::StrList(kLists[rnd(2)]);
+      v.values[{static_cast<int>(Var::kResourceAttr), "x"}] = random_value(true);
+      v.values[{static_cast<int>(Var::kResourceAttr), "y"}] = random_value(true);
+      v.values[{static_cast<int>(Var::kCtxAttr), "z"}] = random_value(true);
+      v.fail_at = trial == 7 ? static_cast<int>(rnd(3)) : -1;
+      RecordingVars w = v;
+      bool error_run = false, error_tree = false;
+      bool run = internal::Run(e.pool, e.program, v, &error_run);
+      bool tree = RunTree(e.pool, e.program, w, &error_tree);
+      ASSERT_EQ(run, tree) << text;
+      ASSERT_EQ(error_run, error_tree) << text;
+      ASSERT_EQ(v.trace, w.trace) << text;
+    }
+  }
+  EXPECT_GT(compiled, 2000);
+}
+
+TEST(ExprTest, CommonShapesCompileToSpecialisedLeaves) {
+  struct Case {
+    const char* text;
+    Node::Kind kind;
+  } cases[] = {
+      {"org.suspended", Node::Kind::kVarTruth},
+      {"org.status == 'A'", Node::Kind::kVarEqStr},
+      {"'A' == org.status", Node::Kind::kVarEqStr},
+      {"resource.attrs.x != 'A'", Node::Kind::kVarNeStr},
+      {"org.status in ['A', 'B']", Node::Kind::kVarInStrs},
+      {"'sso' in org.features", Node::Kind::kStrInVar},
+      {"resource.attrs.x == user.id", Node::Kind::kVarCmpVar},
+      {"context.auth.age_s >= 10", Node::Kind::kVarCmpConst},
+      {"org.seats in [1, 2]", Node::Kind::kIn},
+  };
+  for (const Case& c : cases) {
+    Compiled e(c.text);
+    ASSERT_TRUE(e.ok) << c.text;
+    ASSERT_EQ(e.pool.steps.size(), 1u) << c.text;
+    EXPECT_EQ(e.pool.steps[0].leaf.kind, c.kind) << c.text;
+  }
 }
 
 }  // namespace
