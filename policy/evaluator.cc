@@ -25,21 +25,35 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
   return d;
 }
 
-RtValue Str(std::string_view s) noexcept {
+[[gnu::always_inline]] inline RtValue Str(std::string_view s) noexcept {
   return s.empty() ? RtValue() : RtValue::String(s);
 }
-RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
-RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
-RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
+[[gnu::always_inline]] inline RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
+[[gnu::always_inline]] inline RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
+[[gnu::always_inline]] inline RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 // Request attributes (resource.attrs.*, context.*) with their keys packed once per request:
 // a lookup compares (length, first-8-bytes word) pairs and touches key bytes only for keys
 // longer than 8. Up to kPacked keys are packed (stack memory); the rest are compared directly.
+// Results are memoized per key id (ProgramPool::names: equal keys have equal ids) in a small
+// direct-mapped table, so rules testing the same attribute search the list once.
 class PackedAttrs {
  public:
   static constexpr size_t kPacked = 16;
+  static constexpr size_t kMemo = 16;
 
-  RtValue Find(AttrList attrs, std::string_view key) noexcept {
+  RtValue Find(AttrList attrs, std::string_view key, uint32_t key_id) noexcept {
     if (!packed_) Pack(attrs);
+    const uint32_t slot = key_id % kMemo;
+    Memo& m = memo_[slot];
+    if ((memo_valid_ >> slot & 1u) && m.id == key_id) return m.value;
+    memo_valid_ |= 1u << slot;
+    m.id = key_id;
+    m.value = Search(attrs, key);
+    return m.value;
+  }
+
+ private:
+  RtValue Search(AttrList attrs, std::string_view key) noexcept {
     const size_t n = key.size();
     const uint64_t w = Word(key);
     const size_t m = attrs.size() < kPacked ? attrs.size() : kPacked;
@@ -56,7 +70,6 @@ class PackedAttrs {
     return RtValue();
   }
 
- private:
   // Injective for a fixed length <= 8 (internal::LoadTail); the first 8 bytes otherwise.
   static uint64_t Word(std::string_view s) noexcept {
     if (s.size() <= 8) return internal::LoadTail(s.data(), s.size());
@@ -70,8 +83,19 @@ class PackedAttrs {
     packed_ = true;
   }
 
+  // Left uninitialized (no per-request clearing): an entry is read only when its bit in
+  // memo_valid_ is set.
+  struct Memo {
+    Memo() {}
+    uint32_t id;
+    union {
+      RtValue value;
+    };
+  };
   bool packed_ = false;
+  uint32_t memo_valid_ = 0;
   uint64_t words_[kPacked];
+  Memo memo_[kMemo];
 };
 
 // Everything one decision knows about the requester, resolved once per request.
@@ -115,8 +139,9 @@ class Env final {
   }
 
   // Inlined into the interpreter's operand loader (one dispatch per variable read).
-  __attribute__((always_inline)) bool Load(Var var, std::string_view key,
-                                           RtValue* out) noexcept {
+  // key_id: index into policy.pool.names for attribute variables (kNoKey otherwise).
+  __attribute__((always_inline)) bool LoadKeyed(Var var, uint32_t key_id,
+                                                RtValue* out) noexcept {
     switch (var) {
       case Var::kUserId: *out = Str(req.user); return true;
       case Var::kUserEmail:
@@ -128,7 +153,7 @@ class Env final {
           *out = var == Var::kUserEmail ? Str(user.email) : Bool(user.email_verified);
         }
         return true;
-      case Var::kUserAttr: return LoadAttr(Facts::Entity::kUser, req.user, key, out);
+      case Var::kUserAttr: return LoadAttr(Facts::Entity::kUser, req.user, Key(key_id), out);
       case Var::kOrgId: *out = Str(org.id.empty() ? org_id : org.id); return true;
       case Var::kOrgPlan: *out = Str(org.plan); return true;
       case Var::kOrgStatus: *out = Str(org.status); return true;
@@ -146,14 +171,14 @@ class Env final {
       case Var::kOrgSsoEnforced: *out = Bool(org.sso_enforced); return true;
       case Var::kOrgSsoIdp: *out = Str(org.sso_idp); return true;
       case Var::kOrgSsoExemptRoles: *out = List(org.sso_exempt_roles); return true;
-      case Var::kOrgAttr: return LoadAttr(Facts::Entity::kOrg, org_id, key, out);
+      case Var::kOrgAttr: return LoadAttr(Facts::Entity::kOrg, org_id, Key(key_id), out);
       case Var::kWorkspaceId: *out = has_ws ? Str(req.workspace) : RtValue(); return true;
       case Var::kWorkspaceAttr:
         if (!has_ws) {
           *out = RtValue();
           return true;
         }
-        return LoadAttr(Facts::Entity::kWorkspace, req.workspace, key, out);
+        return LoadAttr(Facts::Entity::kWorkspace, req.workspace, Key(key_id), out);
       case Var::kMemberOrgRole: *out = Str(om.role); return true;
       case Var::kMemberWorkspaceRole: *out = has_wm ? Str(wm.role) : RtValue(); return true;
       case Var::kMemberEffectiveRole:
@@ -169,7 +194,9 @@ class Env final {
         return true;
       case Var::kResourceType: *out = Str(req.resource_type); return true;
       case Var::kResourceId: *out = Str(req.resource_id); return true;
-      case Var::kResourceAttr: *out = resource_attrs.Find(req.resource_attrs, key); return true;
+      case Var::kResourceAttr:
+        *out = resource_attrs.Find(req.resource_attrs, Key(key_id), key_id);
+        return true;
       case Var::kActionName: *out = Str(policy.actions[action].name); return true;
       case Var::kActionScope:
         *out = Str(policy.actions[action].scope == Scope::kOrg ? "org" : "workspace");
@@ -178,13 +205,17 @@ class Env final {
       case Var::kCtxAuthIdp: *out = Str(req.auth_idp); return true;
       case Var::kCtxAuthAgeS: *out = req.auth_age_s < 0 ? RtValue() : Int(req.auth_age_s); return true;
       case Var::kCtxClient: *out = Str(req.client); return true;
-      case Var::kCtxAttr: *out = context_attrs.Find(req.context_attrs, key); return true;
+      case Var::kCtxAttr:
+        *out = context_attrs.Find(req.context_attrs, Key(key_id), key_id);
+        return true;
     }
     *out = RtValue();
     return true;
   }
 
  private:
+  std::string_view Key(uint32_t key_id) const noexcept { return policy.pool.names[key_id]; }
+
   // The Facts calls live out of line so Load itself stays a small leaf function.
   __attribute__((noinline)) bool LoadUser() noexcept {
     Lookup l = facts.User(req.user, &user);
@@ -254,7 +285,9 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
   return true;
 }
 
-bool RuleRolesMatch(const Env& env, const internal::RuleDef& r, Scope scope) noexcept {
+__attribute__((always_inline)) inline bool RuleRolesMatch(const Env& env,
+                                                          const internal::RuleDef& r,
+                                                          Scope scope) noexcept {
   if (r.roles_count == 0) return true;
   const uint32_t* roles = env.policy.rule_roles.data() + r.roles_begin;
   for (uint32_t k = 0; k < r.roles_count; ++k) {

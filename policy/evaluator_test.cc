@@ -240,6 +240,42 @@ TEST(EvaluatorAttrTest, AttrErrorInConditionFailsClosed) {
   EXPECT_EQ(d.reason, "internal");
 }
 
+// Request attribute lookups are memoized per key id in a 16-slot table: keys whose ids share
+// a slot (a0 and a16: ids 0 and 16, in order of first mention) must still read their own
+// values whichever of them was looked up last.
+TEST(EvaluatorAttrTest, AttrMemoKeepsKeysSharingASlotApart) {
+  std::string probe;  // reads a0..a16 in order (slot 0 ends up holding a16); never matches
+  for (int k = 0; k <= 16; ++k) {
+    probe += (k ? " || " : "") + std::string("resource.attrs.a") + std::to_string(k) + " == \"never\"";
+  }
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {org: [org.view]}\n"
+        "rules:\n"
+        "  - {id: probe, effect: allow, actions: [org.view], condition: '" + probe + "'}\n"
+        "  - {id: a0-x, effect: allow, actions: [org.view], condition: 'resource.attrs.a0 == \"x\"'}\n"
+        "  - {id: a16-x, effect: allow, actions: [org.view], condition: 'resource.attrs.a16 == \"x\"'}\n"}},
+      &issues);
+  ASSERT_TRUE(p) << issues[0].ToString();
+  MemoryFacts mf;
+  mf.orgs["o"].members["u"] = "member";
+  mf.Finalize();
+  Request r;
+  r.user = "u";
+  r.action = "org.view";
+  r.org = "o";
+  KeyValue a0x[] = {{"a0", Value::String("x")}, {"a16", Value::String("y")}};
+  r.resource_attrs = a0x;
+  EXPECT_EQ(Evaluate(*p, r, mf).rule, "a0-x");
+  KeyValue a16x[] = {{"a0", Value::String("y")}, {"a16", Value::String("x")}};
+  r.resource_attrs = a16x;
+  EXPECT_EQ(Evaluate(*p, r, mf).rule, "a16-x");
+  KeyValue neither[] = {{"a1", Value::String("x")}};
+  r.resource_attrs = neither;
+  EXPECT_EQ(Evaluate(*p, r, mf).reason, "no_permission");
+}
+
 TEST_F(EvaluatorTest, OverlayAppliesOnlyToItsOrg) {
   // acme overlay: role `auditor` and an allow rule for it, and a deny on contact.export.
   auto& acme = facts_.orgs["acme"];

@@ -555,8 +555,14 @@ class Parser {
         n.offset = off;
         n.type = Type::kDyn;
         n.var = p.var;
-        n.arg = static_cast<uint32_t>(pool_->names.size());
-        pool_->names.push_back(pool_->Intern(std::string_view(path).substr(len)));
+        std::string_view key = std::string_view(path).substr(len);
+        auto it = pool_->name_ids.find(key);
+        if (it == pool_->name_ids.end()) {
+          key = pool_->Intern(key);
+          it = pool_->name_ids.emplace(key, static_cast<uint32_t>(pool_->names.size())).first;
+          pool_->names.push_back(key);
+        }
+        n.arg = it->second;
         return Add(n);
       }
     }

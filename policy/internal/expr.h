@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "policy/facts.h"
@@ -167,7 +168,9 @@ struct ProgramPool {
   std::vector<RtValue> consts;
   std::vector<RtValue> list_items;
   std::vector<ListConst> lists;
-  std::vector<std::string_view> names;  // attr keys
+  std::vector<std::string_view> names;  // attr keys, each distinct key once (its index is
+                                        // the key's id: equal keys, equal ids)
+  std::unordered_map<std::string_view, uint32_t> name_ids;  // load time only: key -> id
   std::deque<std::string> strings;      // owns every string the views above point to
 
   std::string_view Intern(std::string_view s);

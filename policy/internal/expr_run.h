@@ -91,7 +91,8 @@ inline bool RtIn(const RtValue& a, const RtValue& list) noexcept {
 // every purpose, and `!` of it is false too), or a facts failure.
 enum class Truth : int8_t { kFalse = 0, kTrue = 1, kNotBool = 2, kError = 3 };
 
-// Vars: any type with `bool Load(Var, std::string_view key, RtValue*) noexcept`.
+// Vars: any type with `bool Load(Var, std::string_view key, RtValue*) noexcept`, or with
+// `bool LoadKeyed(Var, uint32_t key_id, RtValue*) noexcept` (key_id: index into pool.names).
 template <typename Vars>
 class Interpreter {
  public:
@@ -225,8 +226,14 @@ class Interpreter {
     }
   }
 
+  // Vars either take the key id (LoadKeyed: the evaluator resolves names only for attribute
+  // variables) or the key itself (Load).
   __attribute__((always_inline)) bool LoadVar(const Operand& o, RtValue* out) noexcept {
-    return vars_.Load(o.var, o.idx == kNoKey ? std::string_view() : pool_.names[o.idx], out);
+    if constexpr (requires { vars_.LoadKeyed(o.var, o.idx, out); }) {
+      return vars_.LoadKeyed(o.var, o.idx, out);
+    } else {
+      return vars_.Load(o.var, o.idx == kNoKey ? std::string_view() : pool_.names[o.idx], out);
+    }
   }
 
   bool LoadOperand(const Operand& o, RtValue* out) noexcept {
