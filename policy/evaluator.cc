@@ -128,7 +128,7 @@ class Env final {
   PackedAttrs context_attrs;
 
   // Role id for `name` usable in the resolved org and of `scope`, or kNone.
-  uint32_t ResolveRole(std::string_view name, Scope scope) const noexcept {
+  [[gnu::always_inline]] uint32_t ResolveRole(std::string_view name, Scope scope) const noexcept {
     if (name.empty()) return kNone;
     uint32_t id = policy.role_index.Find(name);
     if (id == kNone) return kNone;
@@ -214,7 +214,9 @@ class Env final {
   }
 
  private:
-  std::string_view Key(uint32_t key_id) const noexcept { return policy.pool.names[key_id]; }
+  [[gnu::always_inline]] std::string_view Key(uint32_t key_id) const noexcept {
+    return policy.pool.names[key_id];
+  }
 
   // The Facts calls live out of line so Load itself stays a small leaf function.
   __attribute__((noinline)) bool LoadUser() noexcept {
