@@ -72,6 +72,31 @@ bool ParseBool(const std::string& v, bool* out) {
   return false;
 }
 
+// Bytes with an optional binary suffix: 1048576, 512K, 64M, 4G, 1T (KiB/MiB/... also accepted).
+bool ParseSize(const std::string& v, size_t* out, uint64_t min, uint64_t max) {
+  size_t digits = 0;
+  while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits]))) ++digits;
+  if (digits == 0) return false;
+  uint64_t x = 0;
+  auto r = std::from_chars(v.data(), v.data() + digits, x);
+  if (r.ec != std::errc() || r.ptr != v.data() + digits) return false;
+  std::string suffix = v.substr(digits);
+  std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  unsigned shift = 0;
+  if (suffix.empty() || suffix == "b") shift = 0;
+  else if (suffix == "k" || suffix == "kib") shift = 10;
+  else if (suffix == "m" || suffix == "mib") shift = 20;
+  else if (suffix == "g" || suffix == "gib") shift = 30;
+  else if (suffix == "t" || suffix == "tib") shift = 40;
+  else return false;
+  if (shift && x > (max >> shift)) return false;
+  x <<= shift;
+  if (x < min || x > max) return false;
+  *out = static_cast<size_t>(x);
+  return true;
+}
+
 bool ParseIdList(const std::string& v, bool groups, std::vector<uint32_t>* out,
                  std::string* err) {
   out->clear();
@@ -146,6 +171,10 @@ const std::vector<Option>& Options() {
        }},
       {"shutdown_grace_ms", "MS", "time in-flight requests get on shutdown (default 5000)",
        GH_UINT(shutdown_grace_ms, 600000)},
+      {"busy_poll_us", "US",
+       "workers poll this long for more requests before sleeping: lower latency, more CPU "
+       "(default 0: off)",
+       GH_UINT(busy_poll_us, 100000)},
       {"reader_uids", "LIST", "uids (or user names) with reader access", GH_IDS(readers.uids, false)},
       {"reader_gids", "LIST", "gids (or group names) with reader access", GH_IDS(readers.gids, true)},
       {"writer_uids", "LIST", "uids with writer access", GH_IDS(writers.uids, false)},
@@ -169,6 +198,14 @@ const std::vector<Option>& Options() {
       {"default_workspace_name", "NAME", "name of the workspace org.create makes (My Workspace)",
        GH_STR(default_workspace_name)},
       {"durable", "", "fsync every commit (default true)", GH_BOOL(durable)},
+      {"map_size", "BYTES", "LMDB map size, e.g. 4G (default 64G; address space, not memory)",
+       [](Config* c, const std::string& v, std::string* e) {
+         if (!ParseSize(v, &c->map_size, uint64_t{1} << 20, uint64_t{1} << 44)) {
+           *e = "must be a size between 1M and 16T, e.g. 4G or 1073741824";
+           return false;
+         }
+         return true;
+       }},
       {"watch_policy", "", "reload on policy file changes (default true)", GH_BOOL(watch_policy)},
   };
   return kOptions;
@@ -344,7 +381,14 @@ bool LoadServeConfig(int argc, char** argv, Config* config, std::string* err) {
         value = "false";
       } else if (!has_value) {
         if (o->arg[0] == '\0') {
-          value = "true";
+          // A boolean flag: `--durable false` (separate value) as well as `--durable`.
+          // serve takes no positional arguments, so a following boolean word is the value.
+          bool ignored;
+          if (i + 1 < argc && ParseBool(argv[i + 1], &ignored)) {
+            value = argv[++i];
+          } else {
+            value = "true";
+          }
         } else {
           if (i + 1 >= argc) { *err = "--" + name + " needs a value"; return false; }
           value = argv[++i];

@@ -2,6 +2,7 @@
 //
 // Every setting has one snake_case name used in all three places:
 //   flag      --max-line 4096  or  --max-line=4096  (underscores also accepted)
+//             boolean flags: --durable, --durable=false, --durable false, --no-durable
 //   env       GATEHOUSE_MAX_LINE=4096
 //   YAML      max_line: 4096
 // Tier lists take comma-separated uids/gids (numbers or names) in flags/env, and YAML lists;
@@ -43,6 +44,7 @@ struct Config {
   unsigned min_rev_wait_ms = 1000;
   unsigned socket_mode = 0660;
   unsigned shutdown_grace_ms = 5000;        // in-flight requests get this long on shutdown
+  unsigned busy_poll_us = 0;                // workers poll this long before sleeping (0: off)
 
   // Callers. When no operator uid/gid is configured, the daemon's own uid is the operator.
   TierMembers readers, writers, operators;
@@ -54,6 +56,10 @@ struct Config {
 
   std::string default_workspace_name = "My Workspace";
   bool durable = true;       // false: no fsync per commit (tests, benchmarks)
+  // LMDB map size (virtual address space reserved for the store; the file grows as needed).
+  // Smaller values let tools with a limited address space (valgrind) run the daemon. Never
+  // below the store's current size (LMDB raises it to that).
+  size_t map_size = size_t{64} << 30;
   bool watch_policy = true;  // reload when files in the policy dir change (inotify)
 
   // Tier of a peer with these credentials.

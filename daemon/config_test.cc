@@ -90,6 +90,48 @@ TEST_F(ConfigTest, ConfigFileFromEnvAndBoolFlags) {
   EXPECT_EQ(c.readers.uids, (std::vector<uint32_t>{1, 2}));
 }
 
+TEST_F(ConfigTest, BoolFlagsTakeSeparateValues) {
+  Config c;
+  std::string err;
+  // Every boolean flag accepts `--flag VALUE` as well as `--flag=VALUE` and bare `--flag`.
+  ASSERT_TRUE(Load({"--durable", "false", "--watch-policy", "no", "--log-decisions", "TRUE",
+                    "--threads", "2"},
+                   &c, &err))
+      << err;
+  EXPECT_FALSE(c.durable);
+  EXPECT_FALSE(c.watch_policy);
+  EXPECT_TRUE(c.log_decisions);
+  EXPECT_EQ(c.threads, 2u);
+  // Bare flag followed by another flag (or nothing) still means true.
+  ASSERT_TRUE(Load({"--durable=false", "--log-decisions", "--watch-policy"}, &c, &err)) << err;
+  EXPECT_FALSE(c.durable);
+  EXPECT_TRUE(c.log_decisions);
+  EXPECT_TRUE(c.watch_policy);
+  ASSERT_TRUE(Load({"--durable", "0"}, &c, &err)) << err;
+  EXPECT_FALSE(c.durable);
+  // A non-boolean word after a boolean flag is not swallowed: it is an unexpected argument.
+  EXPECT_FALSE(Load({"--durable", "maybe"}, &c, &err));
+  EXPECT_NE(err.find("unexpected argument 'maybe'"), std::string::npos) << err;
+}
+
+TEST_F(ConfigTest, MapSize) {
+  Config c;
+  std::string err;
+  ASSERT_TRUE(Load({}, &c, &err)) << err;
+  EXPECT_EQ(c.map_size, size_t{64} << 30);  // default unchanged
+  ASSERT_TRUE(Load({"--map-size", "4G"}, &c, &err)) << err;
+  EXPECT_EQ(c.map_size, size_t{4} << 30);
+  ASSERT_TRUE(Load({"--map-size=1048576"}, &c, &err)) << err;
+  EXPECT_EQ(c.map_size, size_t{1} << 20);
+  ASSERT_TRUE(Load({"--config", WriteFile("map_size: 512MiB\n")}, &c, &err)) << err;
+  EXPECT_EQ(c.map_size, size_t{512} << 20);
+  EXPECT_FALSE(Load({"--map-size", "1K"}, &c, &err));  // below 1 MiB
+  EXPECT_NE(err.find("map_size"), std::string::npos) << err;
+  EXPECT_FALSE(Load({"--map-size", "4X"}, &c, &err));
+  EXPECT_FALSE(Load({"--map-size", "99999999999T"}, &c, &err));  // overflow
+  EXPECT_FALSE(Load({"--map-size", ""}, &c, &err));
+}
+
 TEST_F(ConfigTest, Errors) {
   Config c;
   std::string err;
@@ -117,7 +159,7 @@ TEST_F(ConfigTest, UsageMentionsEveryFlag) {
                         "--max-connections", "--idle-timeout-s", "--max-output-bytes",
                         "--min-rev-wait-ms", "--socket-mode", "--reader-uids", "--writer-gids",
                         "--operator-uids", "--metrics-listen", "--audit-log", "--log-decisions",
-                        "--default-workspace-name", "--durable"}) {
+                        "--default-workspace-name", "--durable", "--map-size"}) {
     EXPECT_NE(u.find(f), std::string::npos) << f;
   }
 }

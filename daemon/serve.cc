@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -112,6 +113,12 @@ int SystemdListenFd() {
 
 std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
                                       bool handle_signals) {
+  // Startup phases, reported in the "serving" log line (where start-up wall time goes).
+  using SteadyClock = std::chrono::steady_clock;
+  const auto t_start = SteadyClock::now();
+  auto ms_since = [](SteadyClock::time_point t) {
+    return std::chrono::duration<double, std::milli>(SteadyClock::now() - t).count();
+  };
   std::unique_ptr<Daemon> d(new Daemon());
   d->impl_ = std::make_unique<Impl>();
   Impl& m = *d->impl_;
@@ -126,7 +133,9 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
 
   // Policy first: a daemon with an invalid policy must not start.
   std::vector<policy::Issue> issues;
+  auto t_phase = SteadyClock::now();
   auto pol = policy::LoadPolicyDir(config.policy_dir, &issues);
+  const double policy_ms = ms_since(t_phase);
   if (!pol) {
     *err = "policy " + config.policy_dir + " is invalid:";
     for (const auto& i : issues) *err += "\n  " + i.ToString();
@@ -134,10 +143,12 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
     return nullptr;
   }
 
+  t_phase = SteadyClock::now();
   if (!MakeDirs(config.data_dir, err)) return nullptr;
   store::Options so;
   so.path = config.data_dir;
   so.durable = config.durable;
+  so.map_size = config.map_size;
   so.default_workspace_name = config.default_workspace_name;
   store::Status s = store::Store::Open(so, &m.store);
   if (!s.ok()) {
@@ -145,6 +156,9 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
     return nullptr;
   }
 
+  const double store_ms = ms_since(t_phase);
+
+  t_phase = SteadyClock::now();
   if (!config.audit_log.empty()) {
     m.audit = AuditLog::Open(config.audit_log, 65536, err);
     if (!m.audit) return nullptr;
@@ -161,6 +175,7 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
   opt.max_output_bytes = config.max_output_bytes;
   opt.socket_mode = config.socket_mode;
   opt.shutdown_grace_ms = config.shutdown_grace_ms;
+  opt.busy_poll_us = config.busy_poll_us;
   Config tiers = config;
   opt.tier_for = [tiers](uint32_t uid, uint32_t gid) { return tiers.TierFor(uid, gid); };
   m.server = std::make_unique<Server>(opt, m.service.get());
@@ -175,6 +190,7 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
   }
   m.service->Attach(m.server.get());
   m.server->Start();
+  const double listen_ms = ms_since(t_phase);
 
   if (!config.metrics_listen.empty()) {
     Service* svc = m.service.get();
@@ -206,7 +222,11 @@ std::unique_ptr<Daemon> Daemon::Start(const Config& config, std::string* err,
        {"policy", config.policy_dir},
        {"policy_digest", info.digest},
        {"threads", opt.threads},
-       {"rev", m.store->Revision()}});
+       {"rev", m.store->Revision()},
+       {"policy_ms", policy_ms},
+       {"store_open_ms", store_ms},
+       {"listen_ms", listen_ms},
+       {"start_ms", ms_since(t_start)}});
   return d;
 }
 

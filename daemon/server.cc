@@ -63,6 +63,7 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
 
   void Start(std::list<std::shared_ptr<ConnImpl>>::iterator self_it) {
     self_it_ = self_it;
+    self_ = shared_from_this();
     struct ucred cred {};
     socklen_t len = sizeof(cred);
     if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -149,6 +150,7 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
     shared_->handler->OnClose(*this);
     state_.reset();
     auto keep = shared_from_this();  // the list entry may be the last owner
+    self_.reset();
     worker_->conns.erase(self_it_);
     shared_->connections.fetch_sub(1);
   }
@@ -192,9 +194,8 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
 
   // Handles one line; sets deferred_ if the handler deferred it.
   void Dispatch(std::string_view line) {
-    auto self = shared_from_this();
-    Handler::Disposition d =
-        shared_->handler->OnLine(std::static_pointer_cast<Connection>(self), line, &out_);
+    // self_ (not a fresh shared_from_this) keeps the per-line cost free of atomic refcounts.
+    Handler::Disposition d = shared_->handler->OnLine(self_, line, &out_);
     if (d == Handler::Disposition::kDeferred) {
       deferred_ = true;
       deferred_line_ = line;
@@ -261,8 +262,7 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
                         if (!self->out_.empty()) {
                           self->Flush();
                         } else {
-                          self->shared_->handler->OnDrained(
-                              std::static_pointer_cast<Connection>(self));
+                          self->shared_->handler->OnDrained(self->self_);
                         }
                         self->Pump();
                       });
@@ -282,6 +282,9 @@ class ConnImpl : public Connection, public std::enable_shared_from_this<ConnImpl
 
   Shared* shared_;
   Worker* worker_;
+  // This connection as the handler sees it; set in Start, reset in Close (a deliberate cycle
+  // that Close breaks; the worker's list owns the connection too).
+  std::shared_ptr<Connection> self_;
   stream::socket socket_;
   std::list<std::shared_ptr<ConnImpl>>::iterator self_it_;
   uint64_t id_ = 0;
@@ -379,18 +382,36 @@ class Server::Impl {
       w->sweep = std::make_unique<asio::steady_timer>(w->ioc);
       ArmSweep(w.get());
       Worker* wp = w.get();
-      w->thread = std::thread([wp] {
-        for (;;) {
-          try {
-            wp->ioc.run();
-            break;
-          } catch (const std::exception& e) {
-            Log(LogLevel::kError, "worker exception", {{"error", e.what()}});
-          }
-        }
-      });
+      w->thread = std::thread([this, wp] { RunWorker(wp); });
     }
     asio::post(workers_[0]->ioc, [this] { Accept(); });
+  }
+
+  // Worker thread body. With busy_poll_us > 0, after each burst of work the worker keeps polling
+  // (non-blocking epoll_wait) for that long before it blocks: a request arriving within the
+  // window is picked up without a thread wake-up, at the price of CPU spent polling.
+  void RunWorker(Worker* w) {
+    const auto window = std::chrono::microseconds(shared_.opt.busy_poll_us);
+    for (;;) {
+      try {
+        if (window.count() == 0) {
+          w->ioc.run();
+          break;
+        }
+        auto last_work = Clock::now();
+        while (!w->ioc.stopped()) {
+          if (w->ioc.poll() > 0) {
+            last_work = Clock::now();
+          } else if (Clock::now() - last_work >= window) {
+            if (w->ioc.run_one() == 0) break;  // stopped (shutdown)
+            last_work = Clock::now();
+          }
+        }
+        break;
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "worker exception", {{"error", e.what()}});
+      }
+    }
   }
 
   void ArmSweep(Worker* w) {
@@ -407,33 +428,56 @@ class Server::Impl {
     });
   }
 
+  // Worker 0. Hands an accepted socket (bound to target's io_context) to its worker, or refuses
+  // it when max_connections is reached. While draining, the connection is served in drain mode
+  // (its queued requests are answered, then it closes).
+  void HandOff(Worker* target, stream::socket socket) {
+    if (shared_.connections.load() >= shared_.opt.max_connections) {
+      std::string line = shared_.handler->RefusalLine();
+      boost::system::error_code wec;
+      if (!line.empty()) asio::write(socket, asio::buffer(line), wec);
+      socket.close(wec);
+      return;
+    }
+    shared_.connections.fetch_add(1);
+    auto holder = std::make_shared<stream::socket>(std::move(socket));
+    asio::post(target->ioc, [this, target, holder] {
+      auto c = std::make_shared<ConnImpl>(&shared_, target, std::move(*holder));
+      target->conns.push_front(c);
+      c->Start(target->conns.begin());
+      if (shared_.draining) c->Drain();
+    });
+  }
+
+  Worker* NextWorker() { return workers_[next_worker_++ % workers_.size()].get(); }
+
+  // Worker 0, at shutdown: accepts every connection already waiting in the listen backlog
+  // (clients that connected before shutdown began) so their requests are answered instead of
+  // refused, then closes the acceptor. Connections arriving after this point are refused.
+  void DrainBacklogAndClose() {
+    boost::system::error_code ec;
+    acceptor_->non_blocking(true, ec);
+    for (int i = 0; !ec && i < 65536; ++i) {
+      Worker* target = NextWorker();
+      stream::socket socket(target->ioc);
+      acceptor_->accept(socket, ec);
+      if (ec) break;  // would_block: the backlog is empty
+      HandOff(target, std::move(socket));
+    }
+    acceptor_->close(ec);
+  }
+
   void Accept() {
     if (shared_.draining) return;
-    Worker* target = workers_[next_worker_++ % workers_.size()].get();
+    Worker* target = NextWorker();
     acceptor_->async_accept(target->ioc, [this, target](const boost::system::error_code& ec,
                                                         stream::socket socket) {
-      if (ec == asio::error::operation_aborted || shared_.draining) return;
+      if (ec == asio::error::operation_aborted) return;
       if (!ec) {
-        if (shared_.connections.load() >= shared_.opt.max_connections) {
-          std::string line = shared_.handler->RefusalLine();
-          boost::system::error_code wec;
-          if (!line.empty()) asio::write(socket, asio::buffer(line), wec);
-          socket.close(wec);
-        } else {
-          shared_.connections.fetch_add(1);
-          auto holder = std::make_shared<stream::socket>(std::move(socket));
-          asio::post(target->ioc, [this, target, holder] {
-            auto c = std::make_shared<ConnImpl>(&shared_, target, std::move(*holder));
-            target->conns.push_front(c);
-            if (shared_.draining) {
-              c->Start(target->conns.begin());
-              c->Drain();
-            } else {
-              c->Start(target->conns.begin());
-            }
-          });
-        }
+        HandOff(target, std::move(socket));  // also while draining: it was already connected
+        if (shared_.draining) return;
       } else {
+        if (shared_.draining) return;
         Log(LogLevel::kWarn, "accept failed", {{"error", ec.message()}});
         if (ec == asio::error::no_descriptors) {
           // Back off briefly rather than spinning on EMFILE.
@@ -455,8 +499,7 @@ class Server::Impl {
       // Close the acceptor on its own thread.
       std::promise<void> closed;
       asio::post(workers_[0]->ioc, [this, &closed] {
-        boost::system::error_code ec;
-        acceptor_->close(ec);
+        DrainBacklogAndClose();
         closed.set_value();
       });
       closed.get_future().wait();

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -48,6 +49,11 @@ class FakeHandler : public Handler {
       }
       retried_ = false;
       out->append("retried\n");
+      return Disposition::kDone;
+    }
+    if (line == "sleep") {  // blocks the worker (and, with one thread, the acceptor)
+      std::this_thread::sleep_for(300ms);
+      out->append("slept\n");
       return Disposition::kDone;
     }
     if (line == "big") {
@@ -229,6 +235,52 @@ TEST_F(ServerTest, ShutdownAnswersInFlightAndRemovesSocket) {
   struct stat st;
   EXPECT_NE(stat(path_.c_str(), &st), 0);
   EXPECT_FALSE(Client::Connect(path_, &err));
+}
+
+TEST_F(ServerTest, ShutdownServesConnectionsWaitingInTheBacklog) {
+  opt_.threads = 1;  // the only worker also runs the acceptor
+  StartServer();
+  auto blocker = Connect();
+  std::string err, line;
+  ASSERT_TRUE(blocker->Send("sleep", &err));
+  for (int i = 0; i < 400 && handler_.lines.load() < 1; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(handler_.lines.load(), 1);
+  // These connect (the kernel queues them in the listen backlog) and send while the worker is
+  // busy: nobody has accepted them when shutdown begins.
+  std::vector<std::unique_ptr<Client>> waiting;
+  for (int i = 0; i < 3; ++i) {
+    waiting.push_back(Connect());
+    ASSERT_TRUE(waiting.back()->Send("q" + std::to_string(i), &err)) << err;
+  }
+  std::thread stopper([&] { server_->Shutdown(); });
+  ASSERT_TRUE(blocker->ReadLine(&line, &err)) << err;
+  EXPECT_EQ(line, "slept");
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(waiting[i]->ReadLine(&line, &err)) << i << ": " << err;
+    EXPECT_EQ(line, "q" + std::to_string(i));
+    EXPECT_FALSE(waiting[i]->ReadLine(&line, &err));  // then closed
+  }
+  stopper.join();
+  EXPECT_FALSE(Client::Connect(path_, &err));  // and nothing new gets in
+}
+
+TEST_F(ServerTest, BusyPollWorkersServeAndShutDown) {
+  opt_.busy_poll_us = 500;  // workers poll between requests instead of sleeping at once
+  StartServer();
+  auto c = Connect();
+  std::string err, line;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(c->Call("p" + std::to_string(i), &line, &err)) << err;
+    ASSERT_EQ(line, "p" + std::to_string(i));
+    if (i % 10 == 0) std::this_thread::sleep_for(2ms);  // beyond the window: workers sleep
+  }
+  ASSERT_TRUE(c->Send("defer\nz\n", &err));  // deferred completion (timer) still fires
+  ASSERT_TRUE(c->ReadLine(&line, &err)) << err;
+  EXPECT_EQ(line, "deferred");
+  ASSERT_TRUE(c->ReadLine(&line, &err)) << err;
+  EXPECT_EQ(line, "z");
+  server_->Shutdown();  // must return: polling workers notice the stop
+  EXPECT_FALSE(c->ReadLine(&line, &err));
 }
 
 TEST_F(ServerTest, StaleSocketReplacedLiveSocketRefused) {
