@@ -850,7 +850,7 @@ int main(int argc, char** argv) {
       const std::string th = std::to_string(o.threads);
       execl(o.gatehouse.c_str(), o.gatehouse.c_str(), "serve", "--socket", gh_path.c_str(),
             "--data", data.c_str(), "--policy", o.policy.c_str(), "--threads", th.c_str(),
-            "--durable=false", "--watch_policy=false", "--log_level", "warn",
+            "--durable=false", "--watch_policy=false", "--log_level", "info",
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -896,6 +896,26 @@ int main(int argc, char** argv) {
     fprintf(out, "startup: first answered check %.1f ms after fork+exec (socket up at %.1f ms; "
             "daemon CPU so far %.0f ms; load average %.1f)\n",
             (t_first - t0) / 1e6, (t_conn - t0) / 1e6, cpu_first * 1e3, LoadAvg());
+    // The daemon's own phase timings (its "serving" log line), when it reports them.
+    {
+      std::ifstream f(log);
+      for (std::string l; std::getline(f, l);) {
+        if (l.find("\"msg\":\"serving\"") == std::string::npos) continue;
+        const json s = json::parse(l, nullptr, false);
+        if (s.is_discarded() || !s.contains("start_ms")) break;
+        json ph;
+        for (const char* k : {"policy_ms", "store_open_ms", "listen_ms", "start_ms"}) {
+          if (s.contains(k)) ph[k] = s[k];
+        }
+        J["startup"]["daemon_phases_ms"] = ph;
+        fprintf(out, "  inside the daemon: policy %.1f ms, store open %.1f ms, listen+workers "
+                "%.1f ms; Daemon::Start %.1f ms (the rest is fork, exec, dynamic linking, "
+                "scheduling)\n",
+                ph.value("policy_ms", 0.0), ph.value("store_open_ms", 0.0),
+                ph.value("listen_ms", 0.0), ph.value("start_ms", 0.0));
+        break;
+      }
+    }
   }
 
   json floors;
