@@ -7,10 +7,18 @@
 // opens the store with durable=false (MDB_NOSYNC) to measure the write path without fsync.
 //
 //   BM_Import               bulk import of the world (runs once); memberships/s, bytes/membership
-//   BM_DecisionLookups/0    Renew + GetWorkspaceMember + GetOrgMember + GetOrg + Reset
-//   BM_DecisionLookups/1    the same plus GetWorkspace
-//   BM_DecisionLookupsOnly  the three point reads inside an already renewed txn
+//   BM_DecisionLookups/0    Renew + GetWorkspaceMember (carries org and org role) + GetOrg + Reset
+//                           (the 2-read path the daemon's facts adapter takes)
+//   BM_DecisionLookups/1    the same plus GetOrgMember (the 3-read path, for comparison)
+//   BM_DecisionLookups/2    the same plus GetWorkspace (4 reads)
+//   BM_DecisionLookupsOnly  the 2 point reads inside an already renewed txn
 //   BM_GroupCommitWrites    durable writes from 16 threads through group commit
+//   BM_GroupCommitPipelined 16 threads x 64 writes in flight
+//   BM_RawLmdbGet           the floor: the same 2 reads as raw mdb_get on the same DBIs and keys
+//                           (Renew + 2 x mdb_get + Reset, no decoding). Runs last: it closes the
+//                           Store first (LMDB forbids opening one env twice in a process).
+// GATEHOUSE_BENCH_REUSE=1 with GATEHOUSE_BENCH_DIR: reuse a world imported by an earlier run
+// (same scale; the lookup keys are regenerated, nothing is imported) — e.g. for callgrind runs.
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -25,6 +33,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <lmdb.h>
 
 #include "benchmark/benchmark.h"
 #include "store/store.h"
@@ -105,12 +115,15 @@ void BuildWorld(benchmark::State& state) {
     return;
   }
   std::mt19937_64 rng(42);
+  // Reuse: the world is there already; run the generator only for the lookup keys.
+  const bool reuse = getenv("GATEHOUSE_BENCH_REUSE") != nullptr && w->store->Revision() > 0;
   const size_t chunk = 250'000;
   std::vector<gs::ImportRecord> recs;
   recs.reserve(chunk);
   double seconds = 0, cpu = 0;
   uint64_t memberships = 0, records = 0;
   auto flush = [&] {
+    if (reuse) recs.clear();
     if (recs.empty()) return true;
     gs::ImportStats st;
     const double c0 = CpuSeconds();
@@ -189,6 +202,7 @@ void BuildWorld(benchmark::State& state) {
   }
   if (!flush()) return;
   std::shuffle(w->triples.begin(), w->triples.end(), rng);
+  if (reuse) seconds = 1, cpu = 1;  // nothing imported: the rates below are meaningless
   w->stats.seconds = seconds;
   w->stats.memberships = memberships;
   w->stats.records = records;
@@ -213,21 +227,26 @@ inline uint64_t NowNs() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// The reads of one decision: the workspace membership (which carries the owning org), the org
-// membership and the org. GetWorkspace is needed only when the user has no explicit
-// workspace membership (e.g. an org_admin's implied owner role) — or always, with_ws.
-bool Decide(gs::ReadTxn& txn, const std::array<std::string, 3>& t, bool with_ws) {
+// The reads of one decision. reads == 2: the workspace membership (which carries the owning org
+// and the member's org role) and the org — what the daemon's facts adapter does; the org
+// membership is read only when the row has no org role (a schema-1 row) or the user has no
+// workspace membership. reads == 3: the org membership is always read (before the org role was
+// denormalized). reads == 4: GetWorkspace too.
+bool Decide(gs::ReadTxn& txn, const std::array<std::string, 3>& t, int reads) {
   gs::WorkspaceMemberView wm;
   gs::OrgMemberView om;
   gs::OrgView ov;
   gs::WorkspaceView wv;
   bool ok = txn.GetWorkspaceMember(t[0], t[1], &wm);
   std::string_view org = wm.org;
-  if (with_ws || !ok) {
+  if (reads >= 4 || !ok) {
     ok = txn.GetWorkspace(t[1], &wv);
     org = wv.org;
   }
-  ok &= txn.GetOrgMember(t[0], org, &om);
+  if (reads >= 3 || wm.org_role.empty()) {
+    ok &= txn.GetOrgMember(t[0], org, &om);
+    benchmark::DoNotOptimize(om);
+  }
   ok &= txn.GetOrg(org, &ov);
   benchmark::DoNotOptimize(wm);
   benchmark::DoNotOptimize(ov);
@@ -243,8 +262,8 @@ void Percentiles(benchmark::State& state, std::vector<uint32_t>& lat) {
 }
 
 void BM_DecisionLookups(benchmark::State& state) {
-  const bool with_ws = state.range(0) != 0;
-  if (!g_world) {
+  const int reads = 2 + static_cast<int>(state.range(0));
+  if (!g_world || !g_world->store) {
     state.SkipWithError("no world");
     return;
   }
@@ -256,7 +275,7 @@ void BM_DecisionLookups(benchmark::State& state) {
   for (auto _ : state) {
     const uint64_t t0 = NowNs();
     txn->Renew();
-    misses += !Decide(*txn, tr[i], with_ws);
+    misses += !Decide(*txn, tr[i], reads);
     txn->Reset();
     if (lat.size() < lat.capacity()) lat.push_back(static_cast<uint32_t>(NowNs() - t0));
     if (++i == tr.size()) i = 0;
@@ -264,10 +283,10 @@ void BM_DecisionLookups(benchmark::State& state) {
   if (misses) state.SkipWithError("lookup missed");
   Percentiles(state, lat);
 }
-BENCHMARK(BM_DecisionLookups)->Arg(0)->Arg(1)->MinTime(3);
+BENCHMARK(BM_DecisionLookups)->Arg(0)->Arg(1)->Arg(2)->MinTime(3);
 
 void BM_DecisionLookupsOnly(benchmark::State& state) {
-  if (!g_world) {
+  if (!g_world || !g_world->store) {
     state.SkipWithError("no world");
     return;
   }
@@ -276,7 +295,7 @@ void BM_DecisionLookupsOnly(benchmark::State& state) {
   const auto& tr = g_world->triples;
   size_t i = 0, misses = 0;
   for (auto _ : state) {
-    misses += !Decide(*txn, tr[i], false);
+    misses += !Decide(*txn, tr[i], 2);
     if (++i == tr.size()) i = 0;
   }
   txn->Reset();
@@ -287,7 +306,7 @@ BENCHMARK(BM_DecisionLookupsOnly)->MinTime(2);
 std::atomic<uint64_t> g_write_seq{0};
 
 void BM_GroupCommitWrites(benchmark::State& state) {
-  if (!g_world) {
+  if (!g_world || !g_world->store) {
     state.SkipWithError("no world");
     return;
   }
@@ -313,7 +332,7 @@ BENCHMARK(BM_GroupCommitWrites)->Threads(16)->UseRealTime()->MinTime(3);
 // Pipelined: each of 16 threads keeps 64 durable writes in flight (as a daemon with many
 // connections would), so group commit can fill larger batches.
 void BM_GroupCommitPipelined(benchmark::State& state) {
-  if (!g_world) {
+  if (!g_world || !g_world->store) {
     state.SkipWithError("no world");
     return;
   }
@@ -347,6 +366,61 @@ void BM_GroupCommitPipelined(benchmark::State& state) {
   if (failed) state.SkipWithError("writes failed");
 }
 BENCHMARK(BM_GroupCommitPipelined)->Threads(16)->UseRealTime()->MinTime(3);
+
+// The floor of the 2-read decision: raw LMDB on the same DBIs and keys (docs/storage.md layout:
+// gh.ws_members kp(ws) user, gh.orgs org), read txn renewed/reset per decision, no decoding.
+void BM_RawLmdbGet(benchmark::State& state) {
+  if (!g_world) {
+    state.SkipWithError("no world");
+    return;
+  }
+  g_world->store.reset();  // one env per process: the Store must be closed first
+  MDB_env* env = nullptr;
+  MDB_txn* txn = nullptr;
+  MDB_dbi wsm = 0, orgs = 0;
+  bool ok = mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 32) == 0 &&
+            mdb_env_set_mapsize(env, size_t{32} << 30) == 0 &&
+            mdb_env_open(env, g_world->dir.c_str(), MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0640) == 0 &&
+            mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0 &&
+            mdb_dbi_open(txn, "gh.ws_members", 0, &wsm) == 0 && mdb_dbi_open(txn, "gh.orgs", 0, &orgs) == 0 &&
+            mdb_txn_commit(txn) == 0;  // DBI handles outlive only a committed txn
+  if (ok) {
+    txn = nullptr;
+    ok = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0;
+  }
+  if (!ok) {
+    state.SkipWithError("cannot open the world with raw LMDB");
+    if (env) mdb_env_close(env);
+    return;
+  }
+  mdb_txn_reset(txn);
+  // Keys built up front: the floor measures LMDB, not key building.
+  std::vector<std::string> keys;
+  keys.reserve(g_world->triples.size());
+  for (const auto& t : g_world->triples) keys.push_back(std::string(1, static_cast<char>(t[1].size())) + t[1] + t[0]);
+  const auto& tr = g_world->triples;
+  size_t i = 0, misses = 0;
+  std::vector<uint32_t> lat;
+  lat.reserve(1 << 20);
+  for (auto _ : state) {
+    const uint64_t t0 = NowNs();
+    mdb_txn_renew(txn);
+    MDB_val k{keys[i].size(), keys[i].data()}, v;
+    misses += mdb_get(txn, wsm, &k, &v) != 0;
+    benchmark::DoNotOptimize(v);
+    k = MDB_val{tr[i][2].size(), const_cast<char*>(tr[i][2].data())};
+    misses += mdb_get(txn, orgs, &k, &v) != 0;
+    benchmark::DoNotOptimize(v);
+    mdb_txn_reset(txn);
+    if (lat.size() < lat.capacity()) lat.push_back(static_cast<uint32_t>(NowNs() - t0));
+    if (++i == tr.size()) i = 0;
+  }
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  if (misses) state.SkipWithError("raw lookup missed");
+  Percentiles(state, lat);
+}
+BENCHMARK(BM_RawLmdbGet)->MinTime(3);
 
 }  // namespace
 

@@ -60,6 +60,12 @@ Lookup StoreFacts::Workspace(std::string_view ws, policy::WorkspaceFacts* out) n
 
 Lookup StoreFacts::OrgMembership(std::string_view user, std::string_view org,
                                  policy::OrgMembershipFacts* out) noexcept {
+  if (memo_snapshot_ != 0 && memo_reader_ == reader_ && memo_snapshot_ == reader_->SnapshotId() &&
+      user == memo_user_ && org == memo_org_) {
+    ++org_role_hits_;
+    out->role = memo_org_role_;
+    return Lookup::kFound;
+  }
   store::OrgMemberView v;
   if (!reader_->GetOrgMember(user, org, &v)) return Miss();
   out->role = v.role;
@@ -69,7 +75,15 @@ Lookup StoreFacts::OrgMembership(std::string_view user, std::string_view org,
 Lookup StoreFacts::WorkspaceMembership(std::string_view user, std::string_view ws,
                                        policy::WorkspaceMembershipFacts* out) noexcept {
   store::WorkspaceMemberView v;
+  memo_snapshot_ = 0;
   if (!reader_->GetWorkspaceMember(user, ws, &v)) return Miss();
+  if (!v.org_role.empty() && !v.org.empty()) {
+    memo_reader_ = reader_;
+    memo_snapshot_ = reader_->SnapshotId();
+    memo_user_ = v.user;
+    memo_org_ = v.org;
+    memo_org_role_ = v.org_role;
+  }
   out->role = v.role;
   out->team = v.team;
   out->flags = policy::StringList(flags_.data(), Unpack(v.flags, flags_.data()));

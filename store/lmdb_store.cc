@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "store/internal/coding.h"
 #include "store/internal/kv.h"
@@ -24,7 +25,11 @@ using internal::ScanFn;
 using internal::Table;
 
 constexpr std::string_view kMagic = "gatehouse";
-constexpr int kSchemaVersion = 1;
+// 2: WsMemberValue carries the member's org role (denormalized). A version-1 store is upgraded
+// in place at open (its rows lack the field, which reads as "unknown"); from then on builds that
+// only know version 1 refuse it, so none of them can change an org role without rewriting it.
+constexpr int kSchemaVersion = 2;
+constexpr int kOldestReadableSchema = 1;
 
 inline MDB_val Val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 inline std::string_view View(const MDB_val& v) { return std::string_view(static_cast<const char*>(v.mv_data), v.mv_size); }
@@ -129,6 +134,7 @@ class LmdbReadTxn : public internal::KvReader {
   ~LmdbReadTxn() override = default;
   bool Renew() noexcept override {
     clear_corrupt();
+    NextSnapshot();
     if (!kv_.Begin()) return false;
     // Same snapshot as last time (no commit since): the revision cannot have changed, skip the
     // gh.meta read (~1.2k instructions, ~10% of a check; docs/benchmarks.md).
@@ -144,6 +150,7 @@ class LmdbReadTxn : public internal::KvReader {
   }
   void Reset() noexcept override {
     kv_.End();
+    NextSnapshot();
     set_rev(0);
   }
 
@@ -154,28 +161,31 @@ class LmdbReadTxn : public internal::KvReader {
   uint64_t rev_of_txn_ = 0;
 };
 
+// The write transaction of one batch. Each write of the batch runs "nested" with an undo log:
+// before a Put/Del changes a key, its old value (or its absence) is recorded, and AbortNested
+// replays the log backwards. (LMDB child transactions did the same job but copy and merge the
+// dirty page list on every begin/commit, O(batch) per write.) Point operations share one cursor
+// per table, so a Put after the Get of the same key costs no second B-tree search.
+// If LMDB itself fails (e.g. MDB_MAP_FULL), the transaction is unusable: the replay fails, the
+// error stays set and CommitWrite refuses the whole batch (nothing of it is committed).
 class LmdbWriteKv : public KvTxn {
  public:
-  LmdbWriteKv(MDB_env* env, const MDB_dbi* dbis, MDB_txn* top) : env_(env), dbis_(dbis), top_(top) {}
+  LmdbWriteKv(const MDB_dbi* dbis, MDB_txn* top) : dbis_(dbis), top_(top) {}
   ~LmdbWriteKv() override {
-    if (child_) mdb_txn_abort(child_);
-    if (top_) mdb_txn_abort(top_);
+    if (top_) mdb_txn_abort(top_);  // frees the cursors too
   }
   MDB_txn* ReleaseTop() {
     MDB_txn* t = top_;
     top_ = nullptr;
-    return t;
+    return t;  // cursors of a write txn are freed by its commit or abort
   }
 
   bool Get(Table t, std::string_view key, std::string_view* sk, std::string_view* sv) noexcept override {
     if (key.empty() || key.size() > 511) return false;
-    MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    MDB_cursor* c = Cursor(t);
+    if (!c) return false;
     MDB_val k = Val(key), v;
-    if (rc == 0) {
-      rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
-      mdb_cursor_close(c);
-    }
+    const int rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
     if (rc != 0) {
       if (rc != MDB_NOTFOUND) err_ = true;
       return false;
@@ -187,13 +197,13 @@ class LmdbWriteKv : public KvTxn {
   bool Exists(Table t, std::string_view key) noexcept override {
     if (key.empty() || key.size() > 511) return false;
     MDB_val k = Val(key), v;
-    const int rc = mdb_get(cur(), dbis_[static_cast<int>(t)], &k, &v);
+    const int rc = mdb_get(top_, dbis_[static_cast<int>(t)], &k, &v);
     if (rc != 0 && rc != MDB_NOTFOUND) err_ = true;
     return rc == 0;
   }
   bool Scan(Table t, std::string_view prefix, std::string_view start, const ScanFn& fn) override {
-    MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    MDB_cursor* c = nullptr;  // its own cursor: fn may Get from the same table
+    int rc = mdb_cursor_open(top_, dbis_[static_cast<int>(t)], &c);
     if (rc == 0) {
       rc = CursorScan(c, prefix, start, fn);
       mdb_cursor_close(c);
@@ -203,25 +213,35 @@ class LmdbWriteKv : public KvTxn {
   }
   bool error() const noexcept override { return err_; }
   bool Put(Table t, std::string_view key, std::string_view value) override {
-    MDB_val k = Val(key), v = Val(value);
-    int rc = mdb_put(cur(), dbis_[static_cast<int>(t)], &k, &v, 0);
-    if (rc != 0) err_ = true;
-    return rc == 0;
+    if (key.empty() || key.size() > 511) return Fail();
+    MDB_cursor* c = Cursor(t);
+    if (!c) return false;
+    MDB_val k = Val(key), v = Val(value), old;
+    int rc = mdb_cursor_get(c, &k, &old, MDB_SET_KEY);
+    if (rc != 0 && rc != MDB_NOTFOUND) return Fail();
+    const bool existed = rc == 0;
+    if (nested_) undo_.push_back(Undo{t, std::string(key), existed, existed ? std::string(View(old)) : std::string()});
+    k = Val(key);
+    rc = mdb_cursor_put(c, &k, &v, existed ? MDB_CURRENT : 0);
+    return rc == 0 || Fail();
   }
   bool Del(Table t, std::string_view key) override {
-    MDB_val k = Val(key);
-    int rc = mdb_del(cur(), dbis_[static_cast<int>(t)], &k, nullptr);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-      err_ = true;
-      return false;
-    }
-    return true;
+    if (key.empty() || key.size() > 511) return true;  // cannot exist
+    MDB_cursor* c = Cursor(t);
+    if (!c) return false;
+    MDB_val k = Val(key), old;
+    int rc = mdb_cursor_get(c, &k, &old, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) return true;
+    if (rc != 0) return Fail();
+    if (nested_) undo_.push_back(Undo{t, std::string(key), true, std::string(View(old))});
+    return mdb_cursor_del(c, 0) == 0 || Fail();
   }
   bool PutSorted(Table t, const std::vector<std::pair<std::string, std::string>>& kvs, bool unique,
                  std::string* dup) override {
     if (kvs.empty()) return true;
+    if (nested_) return KvTxn::PutSorted(t, kvs, unique, dup);  // keeps the undo log
     MDB_cursor* c = nullptr;
-    int rc = mdb_cursor_open(cur(), dbis_[static_cast<int>(t)], &c);
+    int rc = mdb_cursor_open(top_, dbis_[static_cast<int>(t)], &c);
     if (rc != 0) {
       err_ = true;
       return false;
@@ -249,39 +269,70 @@ class LmdbWriteKv : public KvTxn {
   bool AppendChange(uint64_t rev, std::string_view json) override {
     char buf[8];
     internal::EncodeBigEndian64(buf, rev);
-    return Put(Table::kChanges, std::string_view(buf, 8), json);
+    // Revisions only grow: append at the end of gh.changes without a search.
+    MDB_val k{8, buf}, v = Val(json);
+    if (nested_) undo_.push_back(Undo{Table::kChanges, std::string(buf, 8), false, {}});
+    const int rc = mdb_put(top_, dbis_[static_cast<int>(Table::kChanges)], &k, &v, MDB_APPEND);
+    return rc == 0 || Fail();
   }
   bool BeginNested() override {
-    if (child_) return false;
-    int rc = mdb_txn_begin(env_, top_, 0, &child_);
-    if (rc != 0) {
-      child_ = nullptr;
-      return false;
-    }
+    if (nested_) return false;
+    nested_ = true;
+    undo_.clear();
     nested_err_ = err_;
     return true;
   }
   bool CommitNested() override {
-    if (!child_) return false;
-    int rc = mdb_txn_commit(child_);
-    child_ = nullptr;
-    if (rc != 0) err_ = true;
-    return rc == 0;
+    if (!nested_) return false;
+    nested_ = false;
+    undo_.clear();
+    return true;
   }
   void AbortNested() override {
-    if (child_) mdb_txn_abort(child_);
-    child_ = nullptr;
-    err_ = nested_err_;  // errors inside the aborted child do not poison the batch
+    if (!nested_) return;
+    nested_ = false;
+    bool ok = true;
+    for (auto it = undo_.rbegin(); it != undo_.rend() && ok; ++it) {
+      MDB_val k = Val(it->key);
+      if (it->existed) {
+        MDB_val v = Val(it->old);
+        ok = mdb_put(top_, dbis_[static_cast<int>(it->t)], &k, &v, 0) == 0;
+      } else {
+        const int rc = mdb_del(top_, dbis_[static_cast<int>(it->t)], &k, nullptr);
+        ok = rc == 0 || rc == MDB_NOTFOUND;
+      }
+    }
+    undo_.clear();
+    // Errors inside the undone write do not poison the batch — unless the undo itself failed.
+    err_ = ok ? nested_err_ : true;
   }
 
  private:
-  MDB_txn* cur() const { return child_ ? child_ : top_; }
-  MDB_env* env_;
+  struct Undo {
+    Table t;
+    std::string key;
+    bool existed;
+    std::string old;
+  };
+  bool Fail() {
+    err_ = true;
+    return false;
+  }
+  MDB_cursor* Cursor(Table t) noexcept {
+    MDB_cursor*& c = cursors_[static_cast<int>(t)];
+    if (!c && mdb_cursor_open(top_, dbis_[static_cast<int>(t)], &c) != 0) {
+      c = nullptr;
+      err_ = true;
+    }
+    return c;
+  }
   const MDB_dbi* dbis_;
   MDB_txn* top_;
-  MDB_txn* child_ = nullptr;
+  MDB_cursor* cursors_[kTableCount] = {};
+  bool nested_ = false;
   bool err_ = false;
   bool nested_err_ = false;
+  std::vector<Undo> undo_;
 };
 
 class LmdbBackend : public internal::Backend {
@@ -297,7 +348,7 @@ class LmdbBackend : public internal::Backend {
     MDB_txn* txn = nullptr;
     int rc = mdb_txn_begin(env_->handle(), nullptr, 0, &txn);
     if (rc != 0) return LmdbError("cannot begin write transaction", rc);
-    *out = std::make_unique<LmdbWriteKv>(env_->handle(), dbis_, txn);
+    *out = std::make_unique<LmdbWriteKv>(dbis_, txn);
     return Status::Ok();
   }
   Status CommitWrite(std::unique_ptr<KvTxn> txn) override {
@@ -399,10 +450,13 @@ Status InitSchema(MDB_env* env, const std::string& path, MDB_dbi* dbis, uint64_t
     if (vs.empty() || *end != '\0') {
       return Status(Code::kInternal, "'" + path + "' has an unknown schema version '" + vs + "'");
     }
-    if (n != kSchemaVersion) {
+    if (n < kOldestReadableSchema || n > kSchemaVersion) {
       return Status(Code::kInternal, "'" + path + "' was written by schema version " + vs + " (" +
                                          (n > kSchemaVersion ? "newer than" : "unknown to") +
                                          " this build, which reads version " + std::to_string(kSchemaVersion) + ")");
+    }
+    if (n != kSchemaVersion && (rc = put("schema_version", std::to_string(kSchemaVersion))) != 0) {
+      return LmdbError("cannot upgrade the schema version of the store at '" + path + "'", rc);
     }
     if (get("rev", &r) == 0) {
       if (r.size() != 8) return Status(Code::kInternal, "'" + path + "' has a corrupt revision record");

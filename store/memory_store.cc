@@ -167,10 +167,12 @@ class MemReadTxn : public internal::KvReader {
   bool Renew() noexcept override {
     kv_.state_ = backend_->Current();
     clear_corrupt();
+    NextSnapshot();
     return LoadRevision();
   }
   void Reset() noexcept override {
     kv_.state_.reset();
+    NextSnapshot();
     set_rev(0);
   }
 

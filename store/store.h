@@ -182,6 +182,10 @@ struct WorkspaceMemberView {
   StringListView flags;   // manager restriction flags that are set: no_ws_settings, ...
   std::string_view contact_visibility;  // agents: all | assigned_only | assigned_or_unassigned |
                                         // assigned_or_team; empty for non-agents
+  // The user's role in `org` (the org_members row), denormalized so that one read serves both
+  // memberships of a decision. The store rewrites it in the same transaction as every change of
+  // that org role. "" = unknown (a row written before schema version 2): read GetOrgMember.
+  std::string_view org_role;
 };
 
 struct InvitationView {
@@ -227,6 +231,10 @@ class Reader {
 
   // Revision of this snapshot (the last committed write it contains).
   virtual uint64_t Revision() const noexcept = 0;
+  // Identifies the current snapshot of this Reader: it changes whenever views handed out before
+  // may have become invalid (Renew, Reset), and differs between Reader objects. Callers may cache
+  // views across calls while (Reader, SnapshotId()) is unchanged. 0 = not supported: never cache.
+  virtual uint64_t SnapshotId() const noexcept { return 0; }
   // True iff a storage error happened since the snapshot began.
   virtual bool error() const noexcept = 0;
 

@@ -160,16 +160,107 @@ TEST(OpenTest, RefusesNewerSchemaVersion) {
     std::unique_ptr<Store> st;
     ASSERT_TRUE(Store::Open(Opts(dir.path()), &st).ok());
   }
-  SetMeta(dir.path(), "schema_version", "2");
+  SetMeta(dir.path(), "schema_version", "3");
   std::unique_ptr<Store> st;
   Status s = Store::Open(Opts(dir.path()), &st);
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("schema version 2"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("schema version 3"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("newer"), std::string::npos) << s.message();
   SetMeta(dir.path(), "schema_version", "banana");
   s = Store::Open(Opts(dir.path()), &st);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("unknown schema version"), std::string::npos) << s.message();
+}
+
+std::string GetRaw(const std::string& path, const char* dbi_name, const std::string& key) {
+  MDB_env* env;
+  EXPECT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 32);
+  EXPECT_EQ(mdb_env_open(env, path.c_str(), 0, 0640), 0);
+  MDB_txn* txn;
+  EXPECT_EQ(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), 0);
+  MDB_dbi dbi;
+  EXPECT_EQ(mdb_dbi_open(txn, dbi_name, 0, &dbi), 0);
+  MDB_val kk{key.size(), const_cast<char*>(key.data())}, vv;
+  std::string out = mdb_get(txn, dbi, &kk, &vv) == 0 ? std::string(static_cast<char*>(vv.mv_data), vv.mv_size) : "<absent>";
+  mdb_txn_abort(txn);
+  mdb_env_close(env);
+  return out;
+}
+
+void PutRaw(const std::string& path, const char* dbi_name, const std::string& key, const std::string& value) {
+  MDB_env* env;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 32);
+  ASSERT_EQ(mdb_env_open(env, path.c_str(), 0, 0640), 0);
+  MDB_txn* txn;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi dbi;
+  ASSERT_EQ(mdb_dbi_open(txn, dbi_name, 0, &dbi), 0);
+  MDB_val kk{key.size(), const_cast<char*>(key.data())}, vv{value.size(), const_cast<char*>(value.data())};
+  ASSERT_EQ(mdb_put(txn, dbi, &kk, &vv, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+TEST(CodingTest, WsMemberOrgRoleIsOptional) {
+  internal::WsMemberRec rec{"u", "w", "o", "agent", "t", "", "all", "billing_admin"};
+  std::string v2 = internal::EncodeWsMember(rec);
+  WorkspaceMemberView m;
+  ASSERT_TRUE(internal::DecodeWsMember("w", "u", v2, &m));
+  EXPECT_EQ(m.org_role, "billing_admin");
+  EXPECT_EQ(m.contact_visibility, "all");
+  rec.org_role.clear();
+  std::string v1 = internal::EncodeWsMember(rec);
+  v1.pop_back();  // a schema-1 row: no org role field at all
+  ASSERT_TRUE(internal::DecodeWsMember("w", "u", v1, &m));
+  EXPECT_EQ(m.org_role, "");
+  EXPECT_EQ(m.contact_visibility, "all");
+  std::string bad = internal::EncodeWsMember(internal::WsMemberRec{"u", "w", "o", "agent", "", "", "all", "member"});
+  bad.pop_back();  // truncated org role: malformed, not "unknown"
+  EXPECT_FALSE(internal::DecodeWsMember("w", "u", bad, &m));
+}
+
+// A schema-1 store (rows without the denormalized org role) opens, is marked schema 2 (so builds
+// that only know 1 refuse it from now on), reads the old rows with org_role "" (callers fall back
+// to GetOrgMember), and a rewrite of such a row fills the org role in.
+TEST(OpenTest, UpgradesSchemaOneInPlace) {
+  TempDir dir;
+  std::string ws;
+  {
+    std::unique_ptr<Store> st;
+    ASSERT_TRUE(Store::Open(Opts(dir.path()), &st).ok());
+    ASSERT_TRUE(st->Write(R("user.register", {{"user", "u1"}, {"email", "u1@x.io"}})).status.ok());
+    ASSERT_TRUE(st->Write(R("user.verify_email", {{"user", "u1"}})).status.ok());
+    WriteResult res = st->Write(R("org.create", {{"user", "u1"}, {"org", "o1"}, {"name", "O"}}));
+    ASSERT_TRUE(res.status.ok());
+    ws = res.workspace;
+  }
+  EXPECT_EQ(GetRaw(dir.path(), "gh.meta", "schema_version"), "2");
+  // Rewrite as schema 1: version 1, the ws member row without its last field.
+  std::string key = std::string(1, static_cast<char>(ws.size())) + ws + "u1";
+  std::string row = GetRaw(dir.path(), "gh.ws_members", key);
+  ASSERT_EQ(row.back(), 'n');  // ...org_admi"n"
+  PutRaw(dir.path(), "gh.ws_members", key, row.substr(0, row.size() - 1 - std::string("org_admin").size()));
+  SetMeta(dir.path(), "schema_version", "1");
+  {
+    std::unique_ptr<Store> st;
+    Status s = Store::Open(Opts(dir.path()), &st);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto t = st->NewReadTxn();
+    ASSERT_TRUE(t->Renew());
+    WorkspaceMemberView m;
+    ASSERT_TRUE(t->GetWorkspaceMember("u1", ws, &m));
+    EXPECT_EQ(m.role, "owner");
+    EXPECT_EQ(m.org_role, "");
+    t->Reset();
+    WriteRequest r = R("workspace.set_member", {{"workspace", ws}, {"user", "u1"}, {"role", "manager"}});
+    ASSERT_TRUE(st->Write(r).status.ok());
+    ASSERT_TRUE(t->Renew());
+    ASSERT_TRUE(t->GetWorkspaceMember("u1", ws, &m));
+    EXPECT_EQ(m.org_role, "org_admin");
+  }
+  EXPECT_EQ(GetRaw(dir.path(), "gh.meta", "schema_version"), "2");
 }
 
 TEST(OpenTest, RefusesForeignLmdbFile) {

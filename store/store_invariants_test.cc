@@ -1,6 +1,9 @@
 // The ten invariants of shared/spec/model.md, each with an accepted and a refused write; a
 // refused write changes nothing (revision and data). Runs against both backends.
+#include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -27,6 +30,7 @@ class InvariantsTest : public ::testing::TestWithParam<std::string> {
     WriteResult res = W(std::move(r));
     ASSERT_TRUE(res.status.ok()) << op << ": " << res.status.ToString();
     EXPECT_GT(res.rev, 0u);
+    EXPECT_EQ(testing::OrgRoleMismatches(st(), orgs_), "") << "after " << op;
     if (out) *out = res;
   }
   // Expects a refusal with the code (and invariant) and that nothing changed.
@@ -46,6 +50,7 @@ class InvariantsTest : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(res.token.empty());
     EXPECT_EQ(st().Revision(), rev) << op;
     EXPECT_EQ(Dump(st(), users_, orgs_), before) << op;
+    EXPECT_EQ(testing::OrgRoleMismatches(st(), orgs_), "") << "after refused " << op;
   }
   void User(const std::string& id, bool verify = true) {
     Ok(R("user.register", {{"user", id}, {"email", id + "@Example.com"}}));
@@ -597,6 +602,7 @@ TEST_P(InvariantsTest, ImportChecksInvariants) {
     WorkspaceMemberView m;
     ASSERT_TRUE(t->GetWorkspaceMember("iu", "iw", &m));
     EXPECT_EQ(m.org, "io");
+    EXPECT_EQ(m.org_role, "org_admin");  // from the org membership imported in the same batch
     EXPECT_EQ(m.contact_visibility, "all");
     OrgView o;
     ASSERT_TRUE(t->GetOrg("io", &o));
@@ -635,6 +641,179 @@ TEST_P(InvariantsTest, ImportChecksInvariants) {
   EXPECT_EQ(s.code(), Code::kConflict) << s.ToString();
   EXPECT_EQ(st().Revision(), rev);
   EXPECT_EQ(Dump(st(), {"iu", "iv", "ix"}, orgs_), before);
+}
+
+// The member's org role is denormalized into every workspace membership row of that org, and
+// every kind of write keeps it equal to the org_members row (Ok() and Refused() check the whole
+// store after each write; this test walks the writes that change org roles explicitly).
+TEST_P(InvariantsTest, OrgRoleDenormalizedInWorkspaceMemberships) {
+  User("alice");
+  User("bob");
+  User("carol");
+  const std::string w1 = Org("acme", "alice");
+  const std::string w3 = Org("beta", "bob");
+  Ok(R("workspace.create", {{"org", "acme"}, {"workspace", "acme-2"}, {"name", "Second"}}));
+  auto org_role = [&](const std::string& ws, const std::string& user) {
+    auto t = st().NewReadTxn();
+    EXPECT_TRUE(t->Renew());
+    WorkspaceMemberView m;
+    return t->GetWorkspaceMember(user, ws, &m) ? S(m.org_role) : "<none>";
+  };
+  EXPECT_EQ(org_role(w1, "alice"), "org_admin");  // org.create
+  // invite.accept with workspace grants.
+  WriteRequest inv = R("org.invite", {{"org", "acme"}, {"email", "bob@example.com"}, {"role", "user_admin"}});
+  inv.grants = std::vector<WorkspaceGrant>{{w1, "agent"}, {"acme-2", "manager"}};
+  WriteResult res;
+  Ok(inv, &res);
+  Ok(R("invite.accept", {{"user", "bob"}, {"token", res.token}}));
+  EXPECT_EQ(org_role(w1, "bob"), "user_admin");
+  EXPECT_EQ(org_role("acme-2", "bob"), "user_admin");
+  EXPECT_EQ(org_role(w3, "bob"), "org_admin");  // his own org is another row
+  // org.set_role rewrites the rows in that org only.
+  Ok(R("org.set_role", {{"org", "acme"}, {"user", "bob"}, {"role", "org_admin"}}));
+  EXPECT_EQ(org_role(w1, "bob"), "org_admin");
+  EXPECT_EQ(org_role("acme-2", "bob"), "org_admin");
+  Ok(R("org.set_role", {{"org", "acme"}, {"user", "bob"}, {"role", "billing_admin"}}));
+  EXPECT_EQ(org_role(w1, "bob"), "billing_admin");
+  EXPECT_EQ(org_role("acme-2", "bob"), "billing_admin");
+  EXPECT_EQ(org_role(w3, "bob"), "org_admin");
+  // Refused role change (last org_admin): nothing changes, rows included.
+  Refused(R("org.set_role", {{"org", "acme"}, {"user", "alice"}, {"role", "member"}}), Code::kConflict, 2);
+  EXPECT_EQ(org_role(w1, "alice"), "org_admin");
+  // Refused in the authorize hook after nothing was applied; and in a batch with accepted writes.
+  WriteRequest denied = R("org.set_role", {{"org", "acme"}, {"user", "bob"}, {"role", "member"}});
+  denied.authorize = [](Reader&, const WriteRequest&) { return Status(Code::kForbidden, "no"); };
+  Refused(denied, Code::kForbidden);
+  EXPECT_EQ(org_role(w1, "bob"), "billing_admin");
+  // workspace.set_member: existing member keeps their org role; operator add makes them member.
+  Ok(R("workspace.set_member", {{"workspace", w1}, {"user", "bob"}, {"role", "owner"}}));
+  EXPECT_EQ(org_role(w1, "bob"), "billing_admin");
+  Ok(R("workspace.set_member", {{"workspace", "acme-2"}, {"user", "carol"}, {"role", "agent"}}));
+  EXPECT_EQ(org_role("acme-2", "carol"), "member");
+  Ok(R("org.set_role", {{"org", "acme"}, {"user", "carol"}, {"role", "user_admin"}}));
+  EXPECT_EQ(org_role("acme-2", "carol"), "user_admin");
+  // Removal cascades the rows away; re-adding starts from the new org role.
+  Ok(R("org.remove_member", {{"org", "acme"}, {"user", "carol"}}));
+  EXPECT_EQ(org_role("acme-2", "carol"), "<none>");
+  Ok(R("workspace.set_member", {{"workspace", w1}, {"user", "carol"}, {"role", "agent"}}));
+  EXPECT_EQ(org_role(w1, "carol"), "member");
+  EXPECT_EQ(testing::OrgRoleMismatches(st(), orgs_), "");
+}
+
+// Concurrent batches: role changes and refused writes interleaved in one group commit keep the
+// denormalized role exact (a refused write in the middle of a batch rolls back its own rows only).
+TEST_P(InvariantsTest, OrgRoleDenormalizedAcrossABatch) {
+  User("alice");
+  User("bob");
+  const std::string w1 = Org("acme", "alice");
+  Ok(R("workspace.create", {{"org", "acme"}, {"workspace", "acme-2"}, {"name", "Second"}}));
+  AddMember("acme", "bob", "member");
+  Ok(R("workspace.set_member", {{"workspace", w1}, {"user", "bob"}, {"role", "agent"}}));
+  Ok(R("workspace.set_member", {{"workspace", "acme-2"}, {"user", "bob"}, {"role", "agent"}}));
+  const char* roles[] = {"user_admin", "billing_admin", "org_admin", "member"};
+  std::atomic<int> done{0};
+  std::vector<Status> statuses(40);
+  for (int i = 0; i < 40; ++i) {
+    WriteRequest r = R("org.set_role", {{"org", "acme"}, {"user", "bob"}, {"role", roles[i % 4]}});
+    if (i % 3 == 1) {  // refused by the authorize hook
+      r.authorize = [](Reader&, const WriteRequest&) { return Status(Code::kForbidden, "no"); };
+    }
+    if (i % 5 == 2) r.role = "no_such_role";  // refused by validation
+    st().Submit(std::move(r), [&, i](WriteResult res) {
+      statuses[i] = res.status;
+      ++done;
+    });
+  }
+  while (done.load() < 40) std::this_thread::yield();
+  std::string last;
+  for (int i = 0; i < 40; ++i) {
+    if (statuses[i].ok()) last = roles[i % 4];
+  }
+  ASSERT_FALSE(last.empty());
+  EXPECT_EQ(OrgRole("acme", "bob"), last);
+  EXPECT_EQ(testing::OrgRoleMismatches(st(), orgs_), "");
+}
+
+// A write refused after it already changed rows (here: invite.accept adds the org membership,
+// then meets a grant whose role the reopened store no longer knows) is undone completely — in the
+// middle of a group-commit batch whose other writes commit. LMDB only (needs a reopen).
+TEST(UndoTest, WriteRefusedMidwayInABatchChangesNothing) {
+  testing::TempDir dir;
+  Options o;
+  o.path = dir.path();
+  o.durable = false;
+  o.map_size = size_t{64} << 20;
+  o.extra_workspace_roles = {"auditor"};
+  std::string token, ws;
+  {
+    std::unique_ptr<Store> st;
+    ASSERT_TRUE(Store::Open(o, &st).ok());
+    for (const char* u : {"alice", "bob"}) {
+      ASSERT_TRUE(st->Write(R("user.register", {{"user", u}, {"email", std::string(u) + "@x.io"}})).status.ok());
+      ASSERT_TRUE(st->Write(R("user.verify_email", {{"user", u}})).status.ok());
+    }
+    WriteResult res = st->Write(R("org.create", {{"user", "alice"}, {"org", "acme"}, {"name", "Acme"}}));
+    ASSERT_TRUE(res.status.ok());
+    ws = res.workspace;
+    WriteRequest inv = R("org.invite", {{"org", "acme"}, {"email", "bob@x.io"}, {"role", "member"}});
+    inv.grants = std::vector<WorkspaceGrant>{{ws, "agent"}, {ws, "auditor"}};
+    res = st->Write(inv);
+    ASSERT_TRUE(res.status.ok()) << res.status.ToString();
+    token = res.token;
+  }
+  o.extra_workspace_roles.clear();
+  std::unique_ptr<Store> st;
+  ASSERT_TRUE(Store::Open(o, &st).ok());
+  const std::string before = Dump(*st, {"alice", "bob"}, {"acme"});
+  const uint64_t rev0 = st->Revision();
+  // The first write holds the writer thread so that the next three form one batch.
+  std::atomic<int> done{0};
+  std::vector<WriteResult> results(4);
+  WriteRequest hold = R("org.update", {{"org", "acme"}, {"name", "Acme 1"}});
+  hold.authorize = [](Reader&, const WriteRequest&) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return Status::Ok();
+  };
+  std::vector<WriteRequest> reqs = {hold, R("org.update", {{"org", "acme"}, {"name", "Acme 2"}}),
+                                    R("invite.accept", {{"user", "bob"}, {"token", token}}),
+                                    R("workspace.create", {{"org", "acme"}, {"workspace", "w9"}})};
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    st->Submit(reqs[i], [&, i](WriteResult r) {
+      results[i] = std::move(r);
+      ++done;
+    });
+  }
+  while (done.load() < 4) std::this_thread::yield();
+  EXPECT_TRUE(results[0].status.ok());
+  EXPECT_TRUE(results[1].status.ok());
+  EXPECT_EQ(results[2].status.code(), Code::kBadRequest) << results[2].status.ToString();
+  EXPECT_NE(results[2].status.message().find("auditor"), std::string::npos);
+  EXPECT_TRUE(results[3].status.ok()) << results[3].status.ToString();
+  EXPECT_EQ(results[3].rev, results[1].rev + 1);  // the refused write took no revision
+  EXPECT_EQ(st->Revision(), rev0 + 3);
+  auto t = st->NewReadTxn();
+  ASSERT_TRUE(t->Renew());
+  OrgMemberView om;
+  EXPECT_FALSE(t->GetOrgMember("bob", "acme", &om));
+  WorkspaceMemberView wm;
+  EXPECT_FALSE(t->GetWorkspaceMember("bob", ws, &wm));
+  OrgView org;
+  ASSERT_TRUE(t->GetOrg("acme", &org));
+  EXPECT_EQ(org.name, "Acme 2");
+  EXPECT_EQ(org.members, 1u);
+  EXPECT_EQ(org.pending_invitations, 1u);
+  EXPECT_EQ(org.workspaces, 2u);
+  std::vector<ChangeView> changes;
+  ASSERT_TRUE(t->ReadChanges(rev0, 10, &changes));
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[2].op, "workspace.create");
+  t->Reset();
+  // Back to the state before the batch, apart from the three accepted writes.
+  ASSERT_TRUE(st->Write(R("org.update", {{"org", "acme"}, {"name", "Acme"}})).status.ok());
+  ASSERT_TRUE(st->Write(R("workspace.delete", {{"workspace", "w9"}})).status.ok());
+  std::string after = Dump(*st, {"alice", "bob"}, {"acme"});
+  after = after.substr(after.find('\n'));  // the revision line differs
+  EXPECT_EQ(after, before.substr(before.find('\n')));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, InvariantsTest, ::testing::Values("memory", "lmdb"),

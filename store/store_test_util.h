@@ -133,7 +133,7 @@ inline std::string Dump(Store& st, const std::vector<std::string>& users, const 
       txn->ListWorkspaceMembers(w.id, "", 1000, &wm, &next);
       for (auto& m : wm) {
         d += "    " + S(m.user) + " " + S(m.role) + " team=" + S(m.team) + " flags=" + ListStr(m.flags) +
-             " cv=" + S(m.contact_visibility) + "\n";
+             " cv=" + S(m.contact_visibility) + " org_role=" + S(m.org_role) + "\n";
       }
     }
     std::vector<InvitationView> invs;
@@ -145,6 +145,36 @@ inline std::string Dump(Store& st, const std::vector<std::string>& users, const 
   }
   EXPECT_FALSE(txn->error());
   return d;
+}
+
+// Checks the denormalized org role: every workspace membership in the given orgs carries the
+// member's org role, equal to their org_members row in the same snapshot. Returns "" when all
+// agree, else one line per disagreement.
+inline std::string OrgRoleMismatches(Store& st, const std::vector<std::string>& orgs) {
+  auto txn = st.NewReadTxn();
+  EXPECT_TRUE(txn->Renew());
+  std::string bad;
+  std::string next;
+  for (const auto& o : orgs) {
+    std::vector<WorkspaceView> wss;
+    txn->ListWorkspacesOfOrg(o, &wss);
+    for (auto& w : wss) {
+      std::vector<WorkspaceMemberView> wm;
+      txn->ListWorkspaceMembers(w.id, "", 100000, &wm, &next);
+      for (auto& m : wm) {
+        OrgMemberView om;
+        const std::string role = txn->GetOrgMember(m.user, o, &om) ? S(om.role) : "<none>";
+        WorkspaceMemberView one;  // the point read must agree with the list
+        const std::string point = txn->GetWorkspaceMember(m.user, w.id, &one) ? S(one.org_role) : "<none>";
+        if (S(m.org_role) != role || point != role || S(m.org) != o) {
+          bad += "ws " + S(w.id) + " user " + S(m.user) + ": org_role '" + S(m.org_role) + "' (point '" + point +
+                 "'), org_members '" + role + "', org '" + S(m.org) + "'\n";
+        }
+      }
+    }
+  }
+  EXPECT_FALSE(txn->error());
+  return bad;
 }
 
 }  // namespace gatehouse::store::testing

@@ -242,6 +242,10 @@ class Ctx {
     if (!before) t_.Put(Table::kUserWorkspaces, KP3(after.user, after.org, after.workspace), {});
     Log("workspace_member", KeyJson({{"workspace", after.workspace}, {"user", after.user}}), before, &after);
   }
+  // Rewrites the row only (no index, no change record): for derived fields.
+  void PutWsMemberRow(const WsMemberRec& m) {
+    t_.Put(Table::kWsMembers, KP2(m.workspace, m.user), EncodeWsMember(m));
+  }
   void DeleteWsMember(const WsMemberRec& before) {
     t_.Del(Table::kWsMembers, KP2(before.workspace, before.user));
     t_.Del(Table::kUserWorkspaces, KP3(before.user, before.org, before.workspace));
@@ -496,6 +500,18 @@ Status CascadeUserWorkspaces(Ctx& c, std::string_view user, std::string_view org
   return Status::Ok();
 }
 
+// Rewrites the denormalized org role in all of a user's workspace memberships in org, after the
+// org_members row changed to `role`. Derived data: not a change-log entry of its own.
+Status RewriteWsOrgRole(Ctx& c, std::string_view user, std::string_view org, std::string_view role) {
+  for (const std::string& ws : c.ScanSuffixes(Table::kUserWorkspaces, KP(user) + KP(org))) {
+    WsMemberRec m;
+    if (!c.LoadWsMember(ws, user, &m)) return Internal("index refers to a missing workspace membership");
+    m.org_role = role;
+    c.PutWsMemberRow(m);
+  }
+  return Status::Ok();
+}
+
 // Lazily expires the org's stored-PENDING invitations whose time is up (keeps seat usage exact).
 // Walks the pending index only, so historical invitations cost nothing.
 void ExpireInvitations(Ctx& c, OrgRec* org, int64_t now) {
@@ -652,7 +668,7 @@ Status OpOrgCreate(Ctx& c, const WriteRequest& r, WriteResult* res) {
   c.SaveOrgMember(nullptr, OrgMemberRec{r.user, r.org, "org_admin"});
   ws = WorkspaceRec{ws_id, r.org, ws_name, {}, 1};
   c.SaveWs(nullptr, ws);
-  c.SaveWsMember(nullptr, WsMemberRec{r.user, ws_id, r.org, "owner", {}, {}, {}});
+  c.SaveWsMember(nullptr, WsMemberRec{r.user, ws_id, r.org, "owner", {}, {}, {}, "org_admin"});
   UserRec before = u;
   ++u.orgs_created;
   c.SaveUser(&before, u);
@@ -884,7 +900,7 @@ Status OpInviteAccept(Ctx& c, const WriteRequest& r, const ApplyInputs& in) {
   for (const auto& [ws_id, role] : grants) {
     WorkspaceRec ws;
     if (!c.LoadWs(ws_id, &ws) || ws.org != inv.org) continue;  // deleted since the invite: skipped
-    WsMemberRec m{r.user, ws_id, inv.org, {}, {}, {}, {}};
+    WsMemberRec m{r.user, ws_id, inv.org, {}, {}, {}, {}, inv.role};
     RETURN_IF_ERROR(ApplyRoleAndRestrictions(c.opt(), role, std::nullopt, &m));
     c.SaveWsMember(nullptr, m);
     WorkspaceRec ws_before = ws;
@@ -975,6 +991,7 @@ Status OpOrgSetRole(Ctx& c, const WriteRequest& r) {
   OrgMemberRec before = m;
   m.role = r.role;
   c.SaveOrgMember(&before, m);
+  RETURN_IF_ERROR(RewriteWsOrgRole(c, r.user, r.org, r.role));
   c.SaveOrg(&org_before, org);
   return Status::Ok();
 }
@@ -1052,7 +1069,9 @@ Status OpWsSetMember(Ctx& c, const WriteRequest& r) {
   RETURN_IF_ERROR(ApplyRoleAndRestrictions(c.opt(), r.role, r.restrictions, &m));
   m.team = r.team;
   OrgMemberRec om;
-  if (!c.LoadOrgMember(ws.org, r.user, &om)) {
+  if (c.LoadOrgMember(ws.org, r.user, &om)) {
+    m.org_role = om.role;
+  } else {
     if (c.failed()) return Internal("storage error");
     if (!r.actor.empty()) {
       return Conflict("user " + Q(r.user) + " is not a member of org " + Q(ws.org) + "; invite them to the org first", 3);
@@ -1062,6 +1081,7 @@ Status OpWsSetMember(Ctx& c, const WriteRequest& r) {
     RETURN_IF_ERROR(SeatCheck(org, 1, "cannot add the user to the org"));
     OrgRec org_before = org;
     c.SaveOrgMember(nullptr, OrgMemberRec{r.user, ws.org, "member"});
+    m.org_role = "member";
     ++org.members;
     c.SaveOrg(&org_before, org);
   }
@@ -1211,17 +1231,29 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
   // Puts are staged per table and written at the end in key order (each B-tree page is
   // dirtied once per batch; appends when the batch sorts after the table's last key).
   std::vector<std::pair<std::string, std::string>> staged[kTableCount];
-  std::unordered_set<std::string> staged_keys[kTableCount];
+  std::unordered_set<std::string> staged_users;
+  std::unordered_map<std::string, std::string> staged_org_roles;  // kp(org) user -> role
   auto put = [&](Table t, std::string k, std::string v) {
-    const int i = static_cast<int>(t);
-    if (t == Table::kUsers || t == Table::kOrgMembers) staged_keys[i].insert(k);  // looked up below
-    staged[i].emplace_back(std::move(k), std::move(v));
+    if (t == Table::kUsers) staged_users.insert(k);  // looked up below
+    staged[static_cast<int>(t)].emplace_back(std::move(k), std::move(v));
   };
-  auto has = [&](Table t, const std::string& k) {
-    if (staged_keys[static_cast<int>(t)].count(k)) return true;
-    return txn.Exists(t, k);
+  auto user_exists = [&](const std::string& id) {
+    return staged_users.count(id) > 0 || txn.Exists(Table::kUsers, id);
   };
-  auto user_exists = [&](const std::string& id) { return has(Table::kUsers, id); };
+  // The org role of (org, user) from this batch or the store; "" if not a member.
+  auto org_role = [&](const std::string& key, std::string* role) {
+    auto it = staged_org_roles.find(key);
+    if (it != staged_org_roles.end()) {
+      *role = it->second;
+      return true;
+    }
+    std::string_view sk, sv;
+    OrgMemberView view;
+    if (!txn.Get(Table::kOrgMembers, key, &sk, &sv)) return false;
+    if (!DecodeOrgMember({}, {}, sv, &view)) return false;
+    role->assign(view.role);
+    return true;
+  };
   uint64_t members = 0;
   std::string key;
   for (uint32_t idx : order) {
@@ -1285,6 +1317,7 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!org) return fail(NotFound("org " + Q(f.org) + " not found"));
         if (!user_exists(f.user)) return fail(NotFound("user " + Q(f.user) + " not found"));
         key = KP2(f.org, f.user);
+        staged_org_roles[key] = f.role;
         put(Table::kOrgMembers, key, EncodeOrgMember(OrgMemberRec{f.user, f.org, f.role}));
         put(Table::kUserOrgs, KP2(f.user, f.org), {});
         ++org->members;
@@ -1315,11 +1348,12 @@ Status ApplyImport(KvTxn& txn, const Options& o, const ImportRecord* recs, size_
         if (!s.ok()) return fail(s);
         WorkspaceRec* ws = ws_of(f.workspace);
         if (!ws) return fail(NotFound("workspace " + Q(f.workspace) + " not found"));
-        if (!has(Table::kOrgMembers, KP2(ws->org, f.user))) {
+        WsMemberRec m{f.user, f.workspace, ws->org, {}, {}, {}, {}, {}};
+        if (!org_role(KP2(ws->org, f.user), &m.org_role)) {
+          if (txn.error()) return Internal("import record " + std::to_string(idx) + ": storage error");
           return fail(Conflict("user " + Q(f.user) + " is not a member of org " + Q(ws->org), 3));
         }
         key = KP2(f.workspace, f.user);
-        WsMemberRec m{f.user, f.workspace, ws->org, {}, {}, {}, {}};
         s = ApplyRoleAndRestrictions(o, f.role, f.restrictions, &m);
         if (!s.ok()) return fail(s);
         m.team = f.team;

@@ -1,5 +1,7 @@
 #include "store/internal/reader_impl.h"
 
+#include <atomic>
+
 #include "store/internal/coding.h"
 #include "store/internal/records.h"
 
@@ -13,7 +15,12 @@ bool SplitKey(std::string_view key, std::string_view* a, std::string_view* b) no
   return true;
 }
 
+std::atomic<uint64_t> g_next_reader{1};
+
 }  // namespace
+
+KvReader::KvReader(KvRead* kv, const std::function<int64_t()>* clock)
+    : kv_(kv), clock_(clock), snapshot_(g_next_reader.fetch_add(1, std::memory_order_relaxed) << 32) {}
 
 bool KvReader::LoadRevision() noexcept {
   std::string_view k, v;

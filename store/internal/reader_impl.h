@@ -16,13 +16,17 @@ namespace gatehouse::store::internal {
 class KvReader : public ReadTxn {
  public:
   // clock: used to report PENDING invitations past expires_at as EXPIRED. Not owned.
-  KvReader(KvRead* kv, const std::function<int64_t()>* clock) : kv_(kv), clock_(clock) {}
+  KvReader(KvRead* kv, const std::function<int64_t()>* clock);
 
   uint64_t Revision() const noexcept override { return rev_; }
+  uint64_t SnapshotId() const noexcept override { return snapshot_; }
   bool error() const noexcept override { return corrupt_ || (kv_ != nullptr && kv_->error()); }
   // Default Renew/Reset for readers whose snapshot is managed elsewhere (authorize).
-  bool Renew() noexcept override { return kv_ != nullptr; }
-  void Reset() noexcept override {}
+  bool Renew() noexcept override {
+    NextSnapshot();
+    return kv_ != nullptr;
+  }
+  void Reset() noexcept override { NextSnapshot(); }
 
   bool GetUser(std::string_view user, UserView* out) noexcept override;
   bool FindUserByEmail(std::string_view email, UserView* out) noexcept override;
@@ -52,6 +56,8 @@ class KvReader : public ReadTxn {
   void set_kv(KvRead* kv) { kv_ = kv; }
   void set_rev(uint64_t rev) { rev_ = rev; }
   void clear_corrupt() { corrupt_ = false; }
+  // Call whenever the snapshot ends or changes (Renew, Reset): views handed out before may die.
+  void NextSnapshot() noexcept { ++snapshot_; }
   // Reads the revision stored in kMeta ("rev"); 0 if absent.
   bool LoadRevision() noexcept;
 
@@ -63,6 +69,7 @@ class KvReader : public ReadTxn {
   KvRead* kv_;
   const std::function<int64_t()>* clock_;
   uint64_t rev_ = 0;
+  uint64_t snapshot_;  // unique per object (high 32 bits) and per snapshot (low bits)
   bool corrupt_ = false;
 };
 

@@ -178,6 +178,7 @@ std::string EncodeWsMember(const WsMemberRec& r) {
   PutLengthPrefixed(&d, r.team);
   PutLengthPrefixed(&d, r.flags);
   PutLengthPrefixed(&d, r.visibility);
+  PutLengthPrefixed(&d, r.org_role);  // schema 2; absent in schema-1 rows
   return d;
 }
 
@@ -306,6 +307,7 @@ bool DecodeWsMember(std::string_view ws, std::string_view user, std::string_view
   out->team = in.Str();
   out->flags = StringListView(in.Str());
   out->contact_visibility = in.Str();
+  out->org_role = in.s.empty() ? std::string_view() : in.Str();
   return in.ok;
 }
 
@@ -369,7 +371,7 @@ OrgMemberRec ToRec(const OrgMemberView& v) {
 WsMemberRec ToRec(const WorkspaceMemberView& v) {
   return WsMemberRec{std::string(v.user), std::string(v.workspace), std::string(v.org),
                      std::string(v.role), std::string(v.team), std::string(v.flags.encoded()),
-                     std::string(v.contact_visibility)};
+                     std::string(v.contact_visibility), std::string(v.org_role)};
 }
 
 InvitationRec ToRec(const InvitationView& v, std::string_view token_hash) {
@@ -392,6 +394,18 @@ void AppendJsonString(std::string* out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (size_t i = 0; i < s.size();) {
+    // A run of characters that need no escaping is appended at once (most of a change record).
+    size_t j = i;
+    while (j < s.size()) {
+      const unsigned char d = static_cast<unsigned char>(s[j]);
+      if (d < 0x20 || d >= 0x7f || d == '"' || d == '\\') break;
+      ++j;
+    }
+    if (j > i) {
+      out->append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const size_t n = Utf8Len(s, i);

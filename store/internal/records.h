@@ -45,6 +45,7 @@ struct OrgMemberRec {
 
 struct WsMemberRec {
   std::string user, workspace, org, role, team, flags, visibility;
+  std::string org_role;  // denormalized org_members role; "" only in rows of schema 1
 };
 
 struct InvitationRec {
