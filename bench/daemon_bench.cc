@@ -50,7 +50,7 @@ struct World {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<Service> service;
   std::shared_ptr<LocalConnection> conn;
-  std::vector<std::string> allow_lines, deny_lines, batch_lines;
+  std::vector<std::string> allow_lines, deny_lines, batch_lines, same_principal_batch_lines;
 
   World() {
     char tmpl[] = "/tmp/gh_bench_XXXXXX";
@@ -149,6 +149,26 @@ struct World {
       }
       batch_lines.push_back(line + "]}");
     }
+    // Cerbos' CheckResources shape: one principal, many resources/actions per batch.
+    const char* kActions[] = {"conversation.view", "conversation.reply", "conversation.assign",
+                              "conversation.comment", "contact.view", "contact.edit",
+                              "report.view", "workspace.access"};
+    for (int b = 0; b < 16; ++b) {
+      int o = static_cast<int>(rng() % kOrgs);
+      int u = 1 + static_cast<int>(rng() % (kUsersPerOrg - 1));
+      std::string org = "o" + std::to_string(o);
+      std::string user = org + "-u" + std::to_string(u);
+      std::string ws = org + "-w" + std::to_string(u % kWsPerOrg);
+      std::string line = R"({"op":"check_batch","checks":[)";
+      for (int k = 0; k < 100; ++k) {
+        if (k) line += ",";
+        line += R"({"user":")" + user + R"(","action":")" + kActions[k % 8] +
+                R"(","workspace":")" + ws + R"(","resource":{"type":"conversation","id":"c)" +
+                std::to_string(k) + R"(","attrs":{"assignee":")" +
+                (k % 3 ? user : std::string("someone")) + R"("}}})";
+      }
+      same_principal_batch_lines.push_back(line + "]}");
+    }
   }
   ~World() {
     conn->state_.reset();
@@ -218,7 +238,7 @@ void BM_HandlerCheckDenyCrossTenant(benchmark::State& state) {
 }
 BENCHMARK(BM_HandlerCheckDenyCrossTenant);
 
-void BM_HandlerCheckBatch100(benchmark::State& state) {
+void RunBatches(benchmark::State& state, const std::vector<std::string>& lines) {
   World& w = GetWorld();
   std::shared_ptr<Connection> c = w.conn;
   std::string out;
@@ -226,12 +246,23 @@ void BM_HandlerCheckBatch100(benchmark::State& state) {
   size_t i = 0;
   for (auto _ : state) {
     out.clear();
-    w.service->OnLine(c, w.batch_lines[i++ % w.batch_lines.size()], &out);
+    w.service->OnLine(c, lines[i++ % lines.size()], &out);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 100));
 }
+
+// 100 random (user, workspace) pairs per batch.
+void BM_HandlerCheckBatch100(benchmark::State& state) {
+  RunBatches(state, GetWorld().batch_lines);
+}
 BENCHMARK(BM_HandlerCheckBatch100);
+
+// 100 checks of one user in one workspace (different actions and resources) per batch.
+void BM_HandlerCheckBatch100SamePrincipal(benchmark::State& state) {
+  RunBatches(state, GetWorld().same_principal_batch_lines);
+}
+BENCHMARK(BM_HandlerCheckBatch100SamePrincipal);
 
 }  // namespace
 }  // namespace gatehouse::daemon

@@ -49,6 +49,29 @@ inline int HexVal(char c) {
   return -1;
 }
 
+// Word-at-a-time scanning (SWAR): 8 bytes per step. SpecialMask() sets the high bit of every
+// byte that may end the fast path of a string: '"', '\\', a control character (< 0x20) or a
+// non-ASCII byte (>= 0x80). Borrows of the subtractions only propagate upwards from a byte that
+// is itself special, so the lowest set bit always marks the first special byte exactly (higher
+// bits may be false positives and are never used).
+constexpr uint64_t kOnes = 0x0101010101010101ULL;
+constexpr uint64_t kHigh = 0x8080808080808080ULL;
+
+inline uint64_t Load8(const char* p) noexcept {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint64_t SpecialMask(uint64_t v) noexcept {
+  uint64_t q = v ^ (kOnes * '"');
+  uint64_t b = v ^ (kOnes * '\\');
+  uint64_t is_q = (q - kOnes) & ~q;
+  uint64_t is_b = (b - kOnes) & ~b;
+  uint64_t is_ctl = (v - kOnes * 0x20) & ~v;
+  return (is_q | is_b | is_ctl | v) & kHigh;
+}
+
 }  // namespace
 
 bool IsValidUtf8(std::string_view s) noexcept {
@@ -73,25 +96,42 @@ struct ParserImpl {
   bool Fail(const char* what) { return doc->Fail(what, Off()); }
 
   void SkipWs() {
-    while (p < end && IsWs(*p)) ++p;
+    // Compact JSON has no whitespace: one compare in the common case.
+    while (p < end && static_cast<unsigned char>(*p) <= ' ' && IsWs(*p)) ++p;
   }
 
-  int NewNode(Type t, const char* start) {
-    if (doc->nodes_.size() >= limits.max_nodes) return -1;
-    Node n;
-    n.type = t;
-    n.raw = std::string_view(start, 0);
-    doc->nodes_.push_back(n);
-    return static_cast<int>(doc->nodes_.size() - 1);
+  // Appends a node with its final type, and returns it (nullptr when max_nodes is reached).
+  // nodes_ is used as a growable array whose first count_ entries are live (grows by doubling;
+  // callers hold indices, not pointers, across NewNode calls).
+  Node* NewNode(Type t, const char* start) {
+    size_t i = doc->count_;
+    if (i >= limits.max_nodes) return nullptr;
+    if (i == doc->nodes_.size()) doc->nodes_.resize(i < 64 ? 64 : i * 2);
+    Node* n = &doc->nodes_[i];
+    n->type = t;
+    n->number_is_int = false;
+    n->size = 0;
+    n->end = static_cast<uint32_t>(i + 1);
+    n->raw = std::string_view(start, 0);
+    n->str = std::string_view();
+    doc->count_ = i + 1;
+    return n;
   }
 
-  bool ParseString(std::string_view* out) {
-    // *p == '"'
-    ++p;
-    const char* start = p;
+  // Continues a string whose fast ASCII scan (String below) stopped at p: escapes, control
+  // characters, UTF-8, and the last 7 bytes of the input, byte by byte.
+  __attribute__((noinline)) bool ParseStringRest(const char* start, std::string_view* out) {
     bool escaped = false;
-    // Fast scan for the common case: no escapes.
-    while (p < end) {
+    for (;;) {
+      while (end - p >= 8) {
+        uint64_t m = SpecialMask(Load8(p));
+        if (m != 0) {
+          p += static_cast<unsigned>(__builtin_ctzll(m)) >> 3;
+          break;
+        }
+        p += 8;
+      }
+      if (p >= end) break;
       unsigned char c = static_cast<unsigned char>(*p);
       if (c == '"') break;
       if (c == '\\') { escaped = true; break; }
@@ -234,101 +274,180 @@ struct ParserImpl {
     return true;
   }
 
-  bool ParseValue(uint32_t depth) {
-    SkipWs();
-    if (p >= end) return Fail("unexpected end of input");
-    const char* start = p;
-    char c = *p;
-    int idx;
-    switch (c) {
-      case '{':
-      case '[': {
-        if (depth >= limits.max_depth) return Fail("nesting too deep");
-        bool obj = c == '{';
-        idx = NewNode(obj ? Type::kObject : Type::kArray, start);
-        if (idx < 0) return Fail("too many values");
-        ++p;
-        uint32_t count = 0;
-        SkipWs();
-        if (p < end && *p == (obj ? '}' : ']')) {
-          ++p;
-        } else {
-          for (;;) {
-            if (obj) {
-              SkipWs();
-              if (p >= end || *p != '"') return Fail("expected string key");
-              int k = NewNode(Type::kString, p);
-              if (k < 0) return Fail("too many values");
-              const char* ks = p;
-              std::string_view key;
-              if (!ParseString(&key)) return false;
-              Node& kn = doc->nodes_[static_cast<size_t>(k)];
-              kn.str = key;
-              kn.raw = std::string_view(ks, static_cast<size_t>(p - ks));
-              kn.end = static_cast<uint32_t>(k + 1);
-              SkipWs();
-              if (p >= end || *p != ':') return Fail("expected ':'");
-              ++p;
-            }
-            if (!ParseValue(depth + 1)) return false;
-            ++count;
-            SkipWs();
-            if (p >= end) return Fail("unexpected end of input");
-            if (*p == ',') { ++p; continue; }
-            if (*p == (obj ? '}' : ']')) { ++p; break; }
-            return Fail(obj ? "expected ',' or '}'" : "expected ',' or ']'");
+  // Grows nodes_ (doubling); the caller refreshes its data pointer.
+  __attribute__((noinline)) void Grow(size_t count) {
+    doc->nodes_.resize(count < 64 ? 64 : count * 2);
+  }
+
+  // The whole document, iteratively: an explicit stack of open containers instead of recursion
+  // (same grammar, limits, error messages and offsets as a recursive descent). The cursor, the
+  // node array and the node count live in locals (the member p is synced around the out-of-line
+  // helpers and before every Fail), so stores into nodes don't force reloads of the cursor.
+  bool Run() {
+    const char* const e = end;
+    const char* q = p;
+    Node* nodes = doc->nodes_.data();
+    size_t count = 0;
+    size_t room = doc->nodes_.size() < limits.max_nodes ? doc->nodes_.size() : limits.max_nodes;
+    uint32_t stack[129];  // node index of each open container; depth <= max_depth <= 128
+    uint32_t depth = 0;
+    bool in_object = false;  // the innermost open container is an object
+    Node* n;
+
+#define GH_JSON_FAIL(msg) \
+  do {                    \
+    p = q;                \
+    return Fail(msg);     \
+  } while (0)
+// Appends a node of type T starting at START into n (fails with "too many values" at max_nodes).
+#define GH_JSON_NODE(T, START)                                                           \
+  do {                                                                                   \
+    if (count == room) {                                                                 \
+      if (count >= limits.max_nodes) GH_JSON_FAIL("too many values");                    \
+      Grow(count);                                                                       \
+      nodes = doc->nodes_.data();                                                        \
+      room = doc->nodes_.size() < limits.max_nodes ? doc->nodes_.size() : limits.max_nodes; \
+    }                                                                                    \
+    n = nodes + count;                                                                   \
+    n->type = (T);                                                                       \
+    n->number_is_int = false;                                                            \
+    n->size = 0;                                                                         \
+    n->end = static_cast<uint32_t>(++count);                                             \
+    n->raw = std::string_view((START), 0);                                               \
+    n->str = std::string_view();                                                         \
+  } while (0)
+// Whitespace (compact JSON has none: one compare).
+#define GH_JSON_WS() \
+  while (q < e && static_cast<unsigned char>(*q) <= ' ' && IsWs(*q)) ++q
+
+  value:
+    GH_JSON_WS();
+    if (q >= e) GH_JSON_FAIL("unexpected end of input");
+    {
+      const char* start = q;
+      char c = *q;
+      switch (c) {
+        case '{':
+        case '[': {
+          if (depth >= limits.max_depth) GH_JSON_FAIL("nesting too deep");
+          bool obj = c == '{';
+          GH_JSON_NODE(obj ? Type::kObject : Type::kArray, start);
+          stack[depth++] = static_cast<uint32_t>(count - 1);
+          in_object = obj;
+          ++q;
+          GH_JSON_WS();
+          if (q < e && *q == (obj ? '}' : ']')) {
+            ++q;
+            goto close;
           }
+          if (obj) goto key;
+          goto value;
         }
-        Node& n = doc->nodes_[static_cast<size_t>(idx)];
-        n.size = count;
-        n.raw = std::string_view(start, static_cast<size_t>(p - start));
-        n.end = static_cast<uint32_t>(doc->nodes_.size());
-        return true;
-      }
-      case '"': {
-        idx = NewNode(Type::kString, start);
-        if (idx < 0) return Fail("too many values");
-        std::string_view s;
-        if (!ParseString(&s)) return false;
-        Node& n = doc->nodes_[static_cast<size_t>(idx)];
-        n.str = s;
-        n.raw = std::string_view(start, static_cast<size_t>(p - start));
-        n.end = static_cast<uint32_t>(idx + 1);
-        return true;
-      }
-      case 't':
-      case 'f':
-      case 'n': {
-        Type t = c == 't' ? Type::kTrue : c == 'f' ? Type::kFalse : Type::kNull;
-        idx = NewNode(t, start);
-        if (idx < 0) return Fail("too many values");
-        bool ok = c == 't' ? Literal("true", 4) : c == 'f' ? Literal("false", 5) : Literal("null", 4);
-        if (!ok) return false;
-        Node& n = doc->nodes_[static_cast<size_t>(idx)];
-        n.raw = std::string_view(start, static_cast<size_t>(p - start));
-        n.end = static_cast<uint32_t>(idx + 1);
-        return true;
-      }
-      default: {
-        if (c != '-' && (c < '0' || c > '9')) return Fail("unexpected character");
-        idx = NewNode(Type::kNumber, start);
-        if (idx < 0) return Fail("too many values");
-        Node tmp;
-        if (!ParseNumber(&tmp)) return false;
-        Node& n = doc->nodes_[static_cast<size_t>(idx)];
-        n.raw = tmp.raw;
-        n.str = tmp.str;
-        n.number_is_int = tmp.number_is_int;
-        n.end = static_cast<uint32_t>(idx + 1);
-        return true;
+        case '"': {
+          GH_JSON_NODE(Type::kString, start);
+          if (!String(&q, &n->str)) return false;
+          nodes[count - 1].raw = std::string_view(start, static_cast<size_t>(q - start));
+          goto after_value;
+        }
+        case 't':
+        case 'f':
+        case 'n': {
+          Type t = c == 't' ? Type::kTrue : c == 'f' ? Type::kFalse : Type::kNull;
+          GH_JSON_NODE(t, start);
+          const char* word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+          size_t len = c == 'f' ? 5 : 4;
+          if (static_cast<size_t>(e - q) < len || std::memcmp(q, word, len) != 0)
+            GH_JSON_FAIL("invalid literal");
+          q += len;
+          n->raw = std::string_view(start, len);
+          goto after_value;
+        }
+        default: {
+          if (c != '-' && (c < '0' || c > '9')) GH_JSON_FAIL("unexpected character");
+          GH_JSON_NODE(Type::kNumber, start);
+          p = q;
+          if (!ParseNumber(n)) return false;
+          q = p;
+          goto after_value;
+        }
       }
     }
+  key:
+    GH_JSON_WS();
+    if (q >= e || *q != '"') GH_JSON_FAIL("expected string key");
+    {
+      const char* ks = q;
+      GH_JSON_NODE(Type::kString, ks);
+      if (!String(&q, &n->str)) return false;
+      nodes[count - 1].raw = std::string_view(ks, static_cast<size_t>(q - ks));
+    }
+    GH_JSON_WS();
+    if (q >= e || *q != ':') GH_JSON_FAIL("expected ':'");
+    ++q;
+    goto value;
+  after_value:
+    if (depth == 0) {
+      doc->count_ = count;
+      p = q;
+      return true;
+    }
+    ++nodes[stack[depth - 1]].size;
+    GH_JSON_WS();
+    if (q >= e) GH_JSON_FAIL("unexpected end of input");
+    if (*q == ',') {
+      ++q;
+      if (in_object) goto key;
+      goto value;
+    }
+    if (*q == (in_object ? '}' : ']')) {
+      ++q;
+      goto close;
+    }
+    GH_JSON_FAIL(in_object ? "expected ',' or '}'" : "expected ',' or ']'");
+  close: {
+    // The innermost container ends at q.
+    Node& c = nodes[stack[--depth]];
+    c.raw = std::string_view(c.raw.data(), static_cast<size_t>(q - c.raw.data()));
+    c.end = static_cast<uint32_t>(count);
+    if (depth != 0) in_object = nodes[stack[depth - 1]].type == Type::kObject;
+    goto after_value;
+  }
+#undef GH_JSON_WS
+#undef GH_JSON_NODE
+#undef GH_JSON_FAIL
+  }
+
+  // *q == '"': scans a string at the local cursor *q (advanced past the closing quote). Runs of
+  // plain ASCII go eight bytes at a time; anything else continues in ParseStringRest (member
+  // cursor). `out` may point into a node: the helpers never grow the node array.
+  __attribute__((always_inline)) bool String(const char** qp, std::string_view* out) {
+    const char* q = *qp + 1;
+    const char* start = q;
+    while (end - q >= 8) {
+      uint64_t m = SpecialMask(Load8(q));
+      if (m != 0) {
+        q += static_cast<unsigned>(__builtin_ctzll(m)) >> 3;
+        if (*q == '"') {
+          *out = std::string_view(start, static_cast<size_t>(q - start));
+          *qp = q + 1;
+          return true;
+        }
+        break;
+      }
+      q += 8;
+    }
+    p = q;
+    std::string_view s;
+    if (!ParseStringRest(start, &s)) return false;
+    *out = s;
+    *qp = p;
+    return true;
   }
 };
 
 void Document::Reserve(size_t line_bytes, size_t nodes) {
   if (scratch_.capacity() < line_bytes) scratch_.reserve(line_bytes);
-  if (nodes_.capacity() < nodes) nodes_.reserve(nodes);
+  if (nodes_.size() < nodes) nodes_.resize(nodes);
 }
 
 bool Document::Fail(const char* what, size_t offset) noexcept {
@@ -339,19 +458,19 @@ bool Document::Fail(const char* what, size_t offset) noexcept {
 }
 
 bool Document::Parse(std::string_view text, const Limits& limits) noexcept {
-  nodes_.clear();
+  count_ = 0;
   scratch_.clear();
   error_len_ = 0;
   if (scratch_.capacity() < text.size()) scratch_.reserve(text.size());
   ParserImpl ps{this, text.data(), text.data(), text.data() + text.size(), limits};
   if (ps.limits.max_depth > 128) ps.limits.max_depth = 128;
-  if (!ps.ParseValue(0)) {
-    nodes_.clear();
+  if (!ps.Run()) {
+    count_ = 0;
     return false;
   }
   ps.SkipWs();
   if (ps.p != ps.end) {
-    nodes_.clear();
+    count_ = 0;
     return ps.Fail("trailing characters after JSON value");
   }
   return true;
@@ -363,7 +482,13 @@ int Document::Find(int object, std::string_view key) const noexcept {
   int i = object + 1;
   for (uint32_t k = 0; k < o.size; ++k) {
     int v = i + 1;
-    if (node(i).str == key) return v;
+    std::string_view s = node(i).str;
+    if (s.size() == key.size()) {
+      // Keys are short: an inline byte compare beats a memcmp call.
+      size_t j = 0;
+      while (j < key.size() && s[j] == key[j]) ++j;
+      if (j == key.size()) return v;
+    }
     i = Next(v);
   }
   return kNone;

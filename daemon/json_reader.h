@@ -63,7 +63,7 @@ class Document {
 
   std::string_view error() const noexcept { return std::string_view(error_, error_len_); }
 
-  size_t node_count() const noexcept { return nodes_.size(); }
+  size_t node_count() const noexcept { return count_; }
   const Node& node(int i) const noexcept { return nodes_[static_cast<size_t>(i)]; }
   // The root value is node 0.
   const Node& root() const noexcept { return nodes_[0]; }
@@ -91,7 +91,8 @@ class Document {
   friend struct ParserImpl;
   bool Fail(const char* what, size_t offset) noexcept;
 
-  std::vector<Node> nodes_;
+  std::vector<Node> nodes_;  // the first count_ entries are the parsed document
+  size_t count_ = 0;
   std::string scratch_;
   char error_[160] = {};
   size_t error_len_ = 0;

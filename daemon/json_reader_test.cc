@@ -86,6 +86,78 @@ TEST(JsonReader, BoundsDepthAndNodes) {
   EXPECT_TRUE(d.Parse("[1,2]", small));
 }
 
+// The string scanner reads eight bytes at a time; every special byte must be found at every
+// position of a word and of the tail, with the same outcome and error offset as byte by byte.
+TEST(JsonReader, WordScanFindsSpecialBytesAtEveryPosition) {
+  for (size_t len = 0; len < 40; ++len) {
+    for (size_t pos = 0; pos < len; ++pos) {
+      std::string body(len, 'a');
+      Document d;
+      // A control character: refused at its own offset (1 for the opening quote).
+      body[pos] = '\x1f';
+      ASSERT_FALSE(d.Parse("\"" + body + "\"")) << len << " " << pos;
+      EXPECT_NE(d.error().find("control character in string at byte " + std::to_string(pos + 1)),
+                std::string_view::npos)
+          << d.error();
+      // DEL (0x7f) is a valid character.
+      body[pos] = '\x7f';
+      std::string line = "\"" + body + "\"";  // views point into the line: keep it alive
+      ASSERT_TRUE(d.Parse(line)) << d.error();
+      EXPECT_EQ(d.root().str, body);
+      // A quote ends the string early: what follows is trailing garbage.
+      body[pos] = '"';
+      EXPECT_FALSE(d.Parse("\"" + body + "\"")) << len << " " << pos;
+      // An escape goes through the unescaping path.
+      std::string esc = body.substr(0, pos) + "\\n" + body.substr(pos + 1);
+      line = "\"" + esc + "\"";
+      ASSERT_TRUE(d.Parse(line)) << d.error();
+      std::string want = std::string(len, 'a');
+      want[pos] = '\n';
+      EXPECT_EQ(d.root().str, want);
+      // Non-ASCII: valid two-byte sequence accepted, a lone continuation byte refused.
+      std::string utf = body.substr(0, pos) + "\xc3\xa9" + body.substr(pos + 1);
+      line = "\"" + utf + "\"";
+      ASSERT_TRUE(d.Parse(line)) << d.error();
+      EXPECT_EQ(d.root().str, utf);
+      body[pos] = '\x80';
+      ASSERT_FALSE(d.Parse("\"" + body + "\""));
+      EXPECT_NE(d.error().find("invalid UTF-8 in string at byte " + std::to_string(pos + 1)),
+                std::string_view::npos)
+          << d.error();
+    }
+    // Unterminated at every length.
+    Document d;
+    EXPECT_FALSE(d.Parse("\"" + std::string(len, 'b')));
+    EXPECT_NE(d.error().find("unterminated"), std::string_view::npos);
+  }
+}
+
+TEST(JsonReader, FindComparesWholeKeys) {
+  Document d;
+  ASSERT_TRUE(d.Parse(R"({"":0,"a":1,"ab":2,"abc":3,"abd":4,"a":5})")) << d.error();
+  EXPECT_EQ(d.node(d.Find(0, "")).raw, "0");
+  EXPECT_EQ(d.node(d.Find(0, "a")).raw, "1");  // duplicate key: the first wins
+  EXPECT_EQ(d.node(d.Find(0, "ab")).raw, "2");
+  EXPECT_EQ(d.node(d.Find(0, "abd")).raw, "4");
+  EXPECT_EQ(d.Find(0, "abe"), Document::kNone);
+  EXPECT_EQ(d.Find(0, "abcd"), Document::kNone);
+}
+
+TEST(JsonReader, ReparsingReusesNodes) {
+  Document d;
+  std::string big = "[";
+  for (int i = 0; i < 1000; ++i) big += i ? ",1" : "1";
+  big += "]";
+  ASSERT_TRUE(d.Parse(big));
+  EXPECT_EQ(d.node_count(), 1001u);
+  ASSERT_TRUE(d.Parse(R"({"k":"v"})"));
+  EXPECT_EQ(d.node_count(), 3u);
+  EXPECT_EQ(d.root().size, 1u);
+  EXPECT_EQ(d.node(d.Find(0, "k")).str, "v");
+  EXPECT_FALSE(d.Parse("[1,"));
+  EXPECT_EQ(d.node_count(), 0u);
+}
+
 TEST(JsonReader, ErrorNamesOffset) {
   Document d;
   EXPECT_FALSE(d.Parse("{\"a\":tx}"));

@@ -77,18 +77,28 @@ class RequestArena {
   // Decodes "checks" (1..kMaxBatch items) into checks(); top-level explain / min_rev into *top.
   bool DecodeCheckBatch(CheckArgs* top, Error* err) noexcept;
   const std::vector<CheckArgs>& checks() const { return checks_; }
+  // Decodes the root's "context" (if present) into req's context fields, exactly like check
+  // (for list ops that evaluate without a check's other fields).
+  bool DecodeRootContext(policy::Request* req, Error* err) noexcept;
+  // Decodes the root's "min_rev" (absent: *present = false). False + *err on a type problem.
+  bool DecodeMinRev(bool* present, uint64_t* out, Error* err) const noexcept;
+
+  static constexpr int kFields = 11;  // known member names of a request/check object
 
  private:
-  bool DecodeCheckAt(int obj, const char* prefix, CheckArgs* out, bool require_action,
-                     Error* err) noexcept;
+  // `fields`: value index of each known member of `obj` (see IndexFields in protocol.cc).
+  bool DecodeCheckAt(int obj, const int* fields, const char* prefix, CheckArgs* out,
+                     bool require_action, Error* err) noexcept;
   bool DecodeAttrs(int obj, const char* prefix, policy::AttrList* out, Error* err) noexcept;
   bool DecodeContext(int obj, const char* prefix, policy::Request* req, Error* err) noexcept;
   bool FlattenContext(int obj, std::string_view parent, const char* prefix, int depth,
                       Error* err) noexcept;
 
   json::Document doc_;
+  int root_[kFields];                   // known members of the root object, indexed once
   std::vector<policy::KeyValue> kvs_;  // reserved to the node count before each decode
   std::string keys_;                    // flattened context keys; never grows past capacity
+  size_t keys_used_ = 0;                // bytes all flattened keys would take (size limit)
   std::vector<CheckArgs> checks_;
 };
 

@@ -155,6 +155,75 @@ TEST(Protocol, BatchDecodesAllChecksAndNamesIndex) {
   EXPECT_NE(d.err.msg().find("at most 1000"), std::string_view::npos);
 }
 
+TEST(Protocol, IsValidIdAtEveryPosition) {
+  for (size_t len = 1; len <= 24; ++len) {
+    EXPECT_TRUE(IsValidId(std::string(len, 'u')));
+    for (size_t pos = 0; pos < len; ++pos) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s(len, 'u');
+        s[pos] = static_cast<char>(c);
+        bool want = c >= 0x20 && c != 0x7f;
+        ASSERT_EQ(IsValidId(s), want) << len << " " << pos << " " << c;
+      }
+    }
+  }
+  EXPECT_FALSE(IsValidId(""));
+  EXPECT_TRUE(IsValidId(std::string(128, 'x')));
+  EXPECT_FALSE(IsValidId(std::string(129, 'x')));
+}
+
+TEST(Protocol, DuplicateKeysFirstWinsAndErrorOrderIsFixed) {
+  Decoded d;
+  ASSERT_TRUE(DecodeCheckLine(
+      &d, R"({"op":"check","user":"u1","user":"u2","action":"a","org":"o1","org":7})"))
+      << d.err.msg();
+  EXPECT_EQ(d.args.req.user, "u1");
+  EXPECT_EQ(d.args.req.org, "o1");
+  // Several problems: the one of the earlier field in the fixed order (user, action, org,
+  // workspace, resource, context, explain, min_rev) is reported, whatever the member order.
+  Decoded e;
+  EXPECT_FALSE(DecodeCheckLine(&e, R"({"op":"check","min_rev":-1,"org":5,"user":"u","action":"a"})"));
+  EXPECT_NE(e.err.msg().find("field 'org' must be a string"), std::string_view::npos)
+      << e.err.msg();
+  // Integers: exact at the int64 / uint64 edges, out of range beyond.
+  Decoded f;
+  ASSERT_TRUE(DecodeCheckLine(
+      &f, R"({"op":"check","user":"u","action":"a","org":"o","min_rev":18446744073709551615,)"
+          R"("resource":{"attrs":{"a":-9223372036854775808,"b":9223372036854775807,)"
+          R"("c":9223372036854775808,"d":-0}}})"))
+      << f.err.msg();
+  EXPECT_EQ(f.args.min_rev, UINT64_MAX);
+  const auto& at = f.args.req.resource_attrs;
+  ASSERT_EQ(at.size(), 4u);
+  EXPECT_EQ(at[0].value.kind, policy::Value::Kind::kInt);
+  EXPECT_EQ(at[0].value.i, INT64_MIN);
+  EXPECT_EQ(at[1].value.i, INT64_MAX);
+  EXPECT_EQ(at[2].value.kind, policy::Value::Kind::kDouble);  // beyond int64: a double
+  EXPECT_EQ(at[3].value.kind, policy::Value::Kind::kInt);
+  EXPECT_EQ(at[3].value.i, 0);
+  Decoded g;
+  EXPECT_FALSE(DecodeCheckLine(
+      &g, R"({"op":"check","user":"u","action":"a","org":"o","min_rev":18446744073709551616})"));
+  EXPECT_NE(g.err.msg().find("field 'min_rev' is out of range"), std::string_view::npos)
+      << g.err.msg();
+}
+
+TEST(Protocol, RootContextForListOps) {
+  Decoded d;
+  ASSERT_TRUE(d.arena.ParseLine(
+      R"({"op":"list_users","org":"o","context":{"auth":{"method":"sso","age_s":5},"geo":{"c":"DE"}}})",
+      &d.err));
+  policy::Request r;
+  ASSERT_TRUE(d.arena.DecodeRootContext(&r, &d.err)) << d.err.msg();
+  EXPECT_EQ(r.auth_method, "sso");
+  EXPECT_EQ(r.auth_age_s, 5);
+  ASSERT_EQ(r.context_attrs.size(), 1u);
+  EXPECT_EQ(r.context_attrs[0].key, "geo.c");
+  ASSERT_TRUE(d.arena.ParseLine(R"({"op":"list_users","org":"o","context":"x"})", &d.err));
+  EXPECT_FALSE(d.arena.DecodeRootContext(&r, &d.err));
+  EXPECT_NE(d.err.msg().find("field 'context' must be an object"), std::string_view::npos);
+}
+
 TEST(Protocol, RepliesAreWellFormed) {
   std::string out;
   policy::Decision allow{true, "ws-role-grants", "granted"};

@@ -93,6 +93,93 @@ int64_t NowUnix() {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// check_batch: facts shared by consecutive items
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Wraps the worker's StoreFacts for the items of one check_batch (one snapshot) and answers a
+// lookup from the previous answer of the same kind when the arguments are equal, so a batch with
+// one principal and many resources/actions (Cerbos' CheckResources shape) reads the store once.
+//
+// Correctness: each kind remembers exactly ONE answer, the inner adapter's latest one of that
+// kind, so every view in it is still valid under the adapter's contract (views live until the
+// snapshot ends and until the adapter's next lookup of the same kind; only this wrapper calls
+// the adapter during the batch). Keys are compared by value (never by pointer), so a different
+// user, org or workspace always goes to the store. Only found/not-found answers are kept; an
+// error is passed through and forgets the entry (Reader::error() is sticky for the snapshot, so
+// every later item fails closed exactly as without the memo). Attr() is passed through.
+class BatchFacts final : public policy::Facts {
+ public:
+  explicit BatchFacts(policy::Facts* inner) noexcept : inner_(inner) {}
+
+  policy::Lookup User(std::string_view user, policy::UserFacts* out) noexcept override {
+    return Memo(user_, user, {}, out, [&] { return inner_->User(user, out); });
+  }
+  policy::Lookup Org(std::string_view org, policy::OrgFacts* out) noexcept override {
+    return Memo(org_, org, {}, out, [&] { return inner_->Org(org, out); });
+  }
+  policy::Lookup Workspace(std::string_view ws, policy::WorkspaceFacts* out) noexcept override {
+    return Memo(ws_, ws, {}, out, [&] { return inner_->Workspace(ws, out); });
+  }
+  policy::Lookup OrgMembership(std::string_view user, std::string_view org,
+                               policy::OrgMembershipFacts* out) noexcept override {
+    return Memo(om_, user, org, out, [&] { return inner_->OrgMembership(user, org, out); });
+  }
+  policy::Lookup WorkspaceMembership(std::string_view user, std::string_view ws,
+                                     policy::WorkspaceMembershipFacts* out) noexcept override {
+    return Memo(wm_, user, ws, out,
+                [&] { return inner_->WorkspaceMembership(user, ws, out); });
+  }
+  policy::Lookup Attr(Entity entity, std::string_view id, std::string_view key,
+                      policy::Value* out) noexcept override {
+    return inner_->Attr(entity, id, key, out);
+  }
+
+  uint64_t hits() const noexcept { return hits_; }
+
+ private:
+  template <typename T>
+  struct Entry {
+    bool valid = false;
+    std::string_view k1, k2;  // views into the request line (alive for the whole batch)
+    policy::Lookup result = policy::Lookup::kNotFound;
+    T value{};
+  };
+
+  template <typename T, typename Fn>
+  policy::Lookup Memo(Entry<T>& e, std::string_view k1, std::string_view k2, T* out,
+                      Fn&& lookup) noexcept {
+    if (e.valid && e.k1 == k1 && e.k2 == k2) {
+      ++hits_;
+      if (e.result == policy::Lookup::kFound) *out = e.value;
+      return e.result;
+    }
+    policy::Lookup r = lookup();
+    if (r == policy::Lookup::kError) {
+      e.valid = false;
+      return r;
+    }
+    e.valid = true;
+    e.k1 = k1;
+    e.k2 = k2;
+    e.result = r;
+    if (r == policy::Lookup::kFound) e.value = *out;
+    return r;
+  }
+
+  policy::Facts* inner_;
+  Entry<policy::UserFacts> user_;
+  Entry<policy::OrgFacts> org_;
+  Entry<policy::WorkspaceFacts> ws_;
+  Entry<policy::OrgMembershipFacts> om_;
+  Entry<policy::WorkspaceMembershipFacts> wm_;
+  uint64_t hits_ = 0;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
 // Command table
 // ---------------------------------------------------------------------------------------------
 
@@ -417,7 +504,7 @@ Handler::Disposition Service::Dispatch(Ctx& c) {
     bool has = false;
     uint64_t min_rev = 0;
     Error err;
-    if (!GetUint(c.st.arena.doc(), 0, "min_rev", "min_rev", &has, &min_rev, &err)) {
+    if (!c.st.arena.DecodeMinRev(&has, &min_rev, &err)) {
       Bump(counters_.bad_requests);
       AppendError(c.out, c.env.id_raw, err);
       return Disposition::kDone;
@@ -616,12 +703,13 @@ Handler::Disposition Service::CheckBatch(Ctx& c) {
   json::AppendUint(c.out, c.w.txn->Revision());
   c.out->append(",\"results\":[");
   bool first = true;
+  BatchFacts facts(&c.w.facts);  // one snapshot for the whole batch
   for (const CheckArgs& a : c.st.arena.checks()) {
     policy::Decision d;
     if (!txn.ok()) {
       d.reason = "internal";
     } else {
-      d = policy::Evaluate(p, a.req, c.w.facts);
+      d = policy::Evaluate(p, a.req, facts);
       if (c.w.txn->error()) {
         d.allow = false;
         d.reason = "internal";
@@ -633,6 +721,7 @@ Handler::Disposition Service::CheckBatch(Ctx& c) {
     AppendDecision(c.out, d, a.explain);
   }
   c.out->append("]}\n");
+  if (facts.hits() != 0) Bump(counters_.batch_memo_hits, facts.hits());
   return Disposition::kDone;
 }
 
@@ -755,6 +844,10 @@ Handler::Disposition Service::ListUsers(Ctx& c) {
   if (org.empty() && ws.empty()) GH_FAIL(ErrorCode::kBadRequest, "missing field 'org' or 'workspace'");
   if (!has_limit) limit = 100;
   if (limit == 0 || limit > 1000) GH_FAIL(ErrorCode::kBadRequest, "field 'limit' must be 1..1000");
+  // With `action`, each member is decided like a check with the request's context (auth
+  // method/idp/age, client, other keys); the context is decoded with check's rules.
+  policy::Request base;
+  GH_FIELD_OR_FAIL(c.st.arena.DecodeRootContext(&base, &err));
   const policy::CompiledPolicy& p = *c.w.policy;
   TxnScope txn(c.w.txn.get());
   GH_SNAPSHOT_OR_FAIL(txn);
@@ -762,7 +855,7 @@ Handler::Disposition Service::ListUsers(Ctx& c) {
   Json users = Json::array();
   auto allowed = [&](std::string_view user) {
     if (action.empty()) return true;
-    policy::Request r;
+    policy::Request r = base;
     r.user = user;
     r.action = action;
     r.org = org;
@@ -1059,7 +1152,8 @@ Handler::Disposition Service::Stats(Ctx& c) {
                    {"policy_reloads", k.policy_reloads.load()},
                    {"policy_reload_failures", k.policy_reload_failures.load()},
                    {"connections_opened", k.connections_opened.load()},
-                   {"watch_events", k.watch_events.load()}};
+                   {"watch_events", k.watch_events.load()},
+                   {"batch_memo_hits", k.batch_memo_hits.load()}};
   if (audit_) counters["audit_dropped"] = audit_->dropped();
   auto up = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
   Json extra = {{"uptime_s", up},
@@ -1091,6 +1185,8 @@ std::string Service::RenderPrometheus() const {
   counter("policy_reload_failures_total", "Failed policy reloads.", k.policy_reload_failures.load());
   counter("connections_opened_total", "Accepted connections.", k.connections_opened.load());
   counter("watch_events_total", "Change events streamed to watchers.", k.watch_events.load());
+  counter("batch_memo_hits_total", "check_batch fact lookups answered from the previous item.",
+          k.batch_memo_hits.load());
   o += "# HELP gatehouse_connections Open connections.\n# TYPE gatehouse_connections gauge\n";
   o += "gatehouse_connections " + std::to_string(server_ ? server_->connections() : 0) + "\n";
   o += "# HELP gatehouse_store_revision Last committed store revision.\n"

@@ -88,6 +88,8 @@ class Service : public Handler {
     std::atomic<uint64_t> writes_ok{0}, writes_refused{0};
     std::atomic<uint64_t> policy_reloads{0}, policy_reload_failures{0};
     std::atomic<uint64_t> connections_opened{0}, watch_events{0};
+    // check_batch lookups answered from the previous item's facts (same principal/scope).
+    std::atomic<uint64_t> batch_memo_hits{0};
   };
   const Counters& counters() const { return counters_; }
 
