@@ -19,6 +19,7 @@
 #include "daemon/protocol.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
+#include "daemon/test_connection.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
@@ -27,23 +28,6 @@ namespace gatehouse::daemon {
 namespace {
 
 constexpr int kOrgs = 1000, kWsPerOrg = 5, kUsersPerOrg = 20;
-
-class LocalConnection : public Connection {
- public:
-  const Peer& peer() const noexcept override { return peer_; }
-  int worker() const noexcept override { return 0; }
-  uint64_t id() const noexcept override { return 1; }
-  ConnectionState* state() noexcept override { return state_.get(); }
-  void Finish(std::string) override {}
-  void Retry() override {}
-  void RunAfter(std::chrono::milliseconds, std::function<void()>) override {}
-  void Push(std::string_view) override {}
-  size_t pending_output() const noexcept override { return 0; }
-  void SetStreaming(bool) noexcept override {}
-  bool closed() const noexcept override { return false; }
-  Peer peer_;
-  std::unique_ptr<ConnectionState> state_;
-};
 
 struct World {
   std::string dir;

@@ -14,29 +14,12 @@
 
 #include "daemon/config.h"
 #include "daemon/server.h"
+#include "daemon/test_connection.h"
 #include "policy/policy.h"
 #include "store/store.h"
 
 namespace gatehouse::daemon {
 namespace {
-
-class LocalConnection : public Connection {
- public:
-  const Peer& peer() const noexcept override { return peer_; }
-  int worker() const noexcept override { return 0; }
-  uint64_t id() const noexcept override { return 1; }
-  ConnectionState* state() noexcept override { return state_.get(); }
-  void Finish(std::string) override {}
-  void Retry() override {}
-  void RunAfter(std::chrono::milliseconds, std::function<void()>) override {}
-  void Push(std::string_view) override {}
-  size_t pending_output() const noexcept override { return 0; }
-  void SetStreaming(bool) noexcept override {}
-  bool closed() const noexcept override { return false; }
-
-  Peer peer_;
-  std::unique_ptr<ConnectionState> state_;
-};
 
 // Two orgs: acme (alice org_admin; bob member, agent in a1 and manager in a2; dave member
 // without workspaces; a1 and a2) and beta (carol org_admin; bob member, agent in b1; b1).
