@@ -437,12 +437,18 @@ bool RequestArena::DecodeContext(int obj, const char* prefix, policy::Request* r
         err->Set(ErrorCode::kBadRequest, "field '%scontext.auth.age_s' must be a number", prefix);
         return false;
       }
-      int64_t a = v.kind == policy::Value::Kind::kInt ? v.i : static_cast<int64_t>(v.d);
-      if (a < 0) {
+      // A double is range-checked before the conversion: casting one outside int64's range
+      // is undefined behaviour (found by fuzz_protocol_codec: "age_s":6.2e19).
+      const bool is_int = v.kind == policy::Value::Kind::kInt;
+      if (is_int ? v.i < 0 : !(v.d >= 0)) {
         err->Set(ErrorCode::kBadRequest, "field '%scontext.auth.age_s' must be >= 0", prefix);
         return false;
       }
-      req->auth_age_s = a;
+      if (!is_int && v.d >= 9223372036854775808.0) {
+        err->Set(ErrorCode::kBadRequest, "field '%scontext.auth.age_s' is too large", prefix);
+        return false;
+      }
+      req->auth_age_s = is_int ? v.i : static_cast<int64_t>(v.d);
     }
   }
   if (!StringAt(doc_, doc_.Find(obj, "client"), prefix, "context.client", false, &req->client,

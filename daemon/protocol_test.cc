@@ -88,6 +88,11 @@ TEST(Protocol, WrongTypesNameTheField) {
        "field 'resource.attrs.k' must be a scalar"},
       {R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":"1"}}})",
        "field 'context.auth.age_s' must be a number"},
+      // Fuzz finding (fuzz_protocol_codec): a double beyond int64 was cast (UB); now refused.
+      {R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":6.2e19}}})",
+       "field 'context.auth.age_s' is too large"},
+      {R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":-0.5}}})",
+       "field 'context.auth.age_s' must be >= 0"},
       {R"({"op":"check","user":"","action":"a","org":"o"})", "field 'user' must be an identifier"},
       {R"({"op":"check","user":"a\u0001b","action":"a","org":"o"})",
        "field 'user' must be an identifier"},

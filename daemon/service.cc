@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <optional>
 
@@ -1273,6 +1274,10 @@ class Fields {
   void OptInt(const char* k, std::optional<int64_t>* out) {
     if (!Has(k)) return;
     if (!j_[k].is_number_integer()) return Fail(k, "an integer");
+    if (j_[k].is_number_unsigned() &&
+        j_[k].get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) {
+      return Fail(k, "an integer in int64 range");
+    }
     *out = j_[k].get<int64_t>();
   }
   void OptStrList(const char* k, std::optional<std::vector<std::string>>* out) {
@@ -1432,11 +1437,27 @@ WriteContext DecodeWriteContext(const Json& j, std::string* err) {
     if (a.contains("method") && a["method"].is_string()) c.auth_method = a["method"].get<std::string>();
     if (a.contains("idp") && a["idp"].is_string()) c.auth_idp = a["idp"].get<std::string>();
     if (a.contains("age_s")) {
-      if (!a["age_s"].is_number()) {
+      const Json& v = a["age_s"];
+      if (!v.is_number()) {
         *err = "field 'context.auth.age_s' must be a number";
         return c;
       }
-      c.auth_age_s = a["age_s"].get<int64_t>();
+      // Same rules as the hot decoder (protocol.cc): >= 0, and in int64 range before any
+      // conversion (a double or uint64 outside it would be UB or wrap).
+      const bool neg = v.is_number_float() ? !(v.get<double>() >= 0)
+                                           : v.is_number_integer() && !v.is_number_unsigned() &&
+                                                 v.get<int64_t>() < 0;
+      if (neg) {
+        *err = "field 'context.auth.age_s' must be >= 0";
+        return c;
+      }
+      if ((v.is_number_float() && v.get<double>() >= 9223372036854775808.0) ||
+          (v.is_number_unsigned() &&
+           v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))) {
+        *err = "field 'context.auth.age_s' is too large";
+        return c;
+      }
+      c.auth_age_s = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
     }
   }
   return c;

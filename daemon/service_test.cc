@@ -243,5 +243,25 @@ TEST_F(ServiceTest, ListUsersWithActionHonoursContext) {
   EXPECT_NE(bad.find("field 'context' must be an object"), std::string::npos) << bad;
 }
 
+TEST_F(ServiceTest, WriteContextAgeIsRangeChecked) {
+  // The actor-write context decoder (nlohmann path) follows the hot decoder's rules: a double or
+  // uint64 outside int64 is refused before any conversion (UB / wrap), negatives are refused.
+  const char* kBad[][2] = {
+      {"6.2e19", "is too large"},
+      {"18446744073709551615", "is too large"},
+      {"-1", "must be >= 0"},
+      {"-0.5", "must be >= 0"},
+  };
+  conn_->peer_.tier = Tier::kWriter;  // actor writes need the writer tier
+  conn_->state_ = svc_->OnOpen(*conn_);
+  for (const auto& c : kBad) {
+    std::string reply = Call(std::string(R"({"op":"org.update","org":"beta","name":"x",)") +
+                             R"("actor":"carol","context":{"auth":{"method":"sso","age_s":)" +
+                             c[0] + "}}}");
+    EXPECT_NE(reply.find(c[1]), std::string::npos) << c[0] << " -> " << reply;
+    EXPECT_NE(reply.find("\"ok\":false"), std::string::npos) << reply;
+  }
+}
+
 }  // namespace
 }  // namespace gatehouse::daemon
