@@ -37,6 +37,22 @@ void Error::Set(ErrorCode c, const char* fmt, ...) noexcept {
   va_end(ap);
   len = n < 0 ? 0 : (static_cast<size_t>(n) >= sizeof(message) ? sizeof(message) - 1
                                                                  : static_cast<size_t>(n));
+  // Messages quote field names cut to a bounded length ("%.*s") and are themselves cut to the
+  // buffer: a cut inside a UTF-8 sequence would make the reply invalid UTF-8 (found by
+  // fuzz_protocol_codec). Every incomplete or stray sequence byte becomes '?'.
+  for (size_t i = 0; i < len;) {
+    const unsigned char c = static_cast<unsigned char>(message[i]);
+    const size_t need = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    size_t k = 1;
+    while (need > 1 && k < need && i + k < len &&
+           (static_cast<unsigned char>(message[i + k]) & 0xC0) == 0x80) {
+      ++k;
+    }
+    if (need == 0 || (need > 1 && k < need)) {
+      for (size_t j = 0; j < (need == 0 ? 1 : k); ++j) message[i + j] = '?';
+    }
+    i += need == 0 ? 1 : k;
+  }
 }
 
 bool IsValidId(std::string_view s) noexcept {

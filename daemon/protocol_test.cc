@@ -3,6 +3,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace gatehouse::daemon {
 namespace {
@@ -177,11 +178,30 @@ TEST(Protocol, IsValidIdAtEveryPosition) {
   EXPECT_FALSE(IsValidId(std::string(129, 'x')));
 }
 
+TEST(Protocol, TruncatedErrorMessageStaysValidUtf8) {
+  // A long non-ASCII field name in an error message is cut to the message buffer; the cut must
+  // not split a UTF-8 sequence (the reply would be invalid JSON). Fuzz finding.
+  for (size_t pad = 0; pad < 4; ++pad) {
+    std::string key = std::string(pad, 'k');
+    for (int i = 0; i < 100; ++i) key += "\xe8\x90\x8f";  // U+840F, 3 bytes
+    const std::string line = R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{")" +
+                             key + R"(":{"x":1}}}})";
+    Decoded d;
+    EXPECT_FALSE(DecodeCheckLine(&d, line));
+    std::string_view m = d.err.msg();
+    ASSERT_GT(m.size(), 100u);
+    EXPECT_LT(m.size(), sizeof(d.err.message));
+    std::string reply;
+    AppendError(&reply, "null", d.err);
+    EXPECT_NO_THROW((void)nlohmann::json::parse(reply)) << pad << ": " << reply;
+  }
+}
+
 TEST(Protocol, DuplicateKeysFirstWinsAndErrorOrderIsFixed) {
   Decoded d;
-  ASSERT_TRUE(DecodeCheckLine(
-      &d, R"({"op":"check","user":"u1","user":"u2","action":"a","org":"o1","org":7})"))
-      << d.err.msg();
+  // Named: the decoded views point into the line, so it must outlive the checks below.
+  const std::string dup = R"({"op":"check","user":"u1","user":"u2","action":"a","org":"o1","org":7})";
+  ASSERT_TRUE(DecodeCheckLine(&d, dup)) << d.err.msg();
   EXPECT_EQ(d.args.req.user, "u1");
   EXPECT_EQ(d.args.req.org, "o1");
   // Several problems: the one of the earlier field in the fixed order (user, action, org,
