@@ -9,7 +9,10 @@
 //   floor      AF_UNIX echo server (forked): ping-pong, pipelined and batch-sized echo
 //   latency    one connection, one request in flight (ratio to the ping-pong floor)
 //   pipelined  single checks, --conns connections × --depth in flight
-//   batch      check_batch of --batch, --batch-conns × --batch-depth in flight
+//   batch      check_batch of --batch, --batch-conns × --batch-depth in flight; each check of a
+//              batch is a request of the random stream (a different user each)
+//   userbatch  the same, but each batch asks for one user in one session (World::MakeUserRequest:
+//              the shape of a UI page asking what a user may do); the batch cache applies
 //   reload_load  policy.reload every 100 ms while --conns/4 connections pipeline checks
 //   cerbos     16 connections × 1 in flight against Cerbos (--cerbos HOST:PORT, HTTP) and
 //              against Gatehouse with the same requests
@@ -504,7 +507,8 @@ struct Opts {
   uint64_t seed = 1;
   std::string data;
   bool keep = false;
-  std::string scenarios = "inproc,reload,startup,floor,latency,pipelined,batch,reload_load";
+  std::string scenarios =
+      "inproc,reload,startup,floor,latency,pipelined,batch,userbatch,reload_load";
   bool json_out = false;
   std::string gatehouse = GATEHOUSE_BIN;
   std::string policy = GATEHOUSE_POLICY_DIR;
@@ -527,7 +531,8 @@ const char kUsage[] =
     "  --seed N            world seed (default 1)\n"
     "  --data DIR          world directory (reused if it holds the same world); default: temp\n"
     "  --keep              keep the temp world directory\n"
-    "  --scenarios LIST    inproc,reload,startup,floor,latency,pipelined,batch,reload_load,cerbos\n"
+    "  --scenarios LIST    inproc,reload,startup,floor,latency,pipelined,batch,userbatch,\n"
+    "                      reload_load,cerbos\n"
     "  --seconds S         measured seconds per socket scenario (default 2; +0.3 s warm-up)\n"
     "  --conns N --depth D pipelined scenario (default 32 x 16)\n"
     "  --batch B --batch-conns N --batch-depth D   check_batch scenario (default 100, 2 x 2)\n"
@@ -694,6 +699,15 @@ int main(int argc, char** argv) {
     gb::AppendCheckJson(reqs[r], false, r, &lines[r]);
     lines[r].push_back('\n');
   }
+  // userbatch: batches of one user each (as many batches as the random batch scenario has).
+  const bool want_user_batches = Has(o.scenarios, "userbatch");
+  const size_t n_user_batches =
+      want_user_batches ? std::max<size_t>(1, std::min<size_t>(pool / o.batch, 4000)) : 0;
+  std::vector<gb::Req> user_reqs(n_user_batches * static_cast<size_t>(o.batch));
+  for (size_t b = 0; b < n_user_batches; ++b) {
+    for (int k = 0; k < o.batch; ++k) user_reqs[b * o.batch + k] = world.MakeUserRequest(b, k);
+  }
+  std::vector<uint32_t> user_batch_allows(n_user_batches, 0);
   std::vector<int8_t> expected(pool, -1);
   bool have_expected = false;  // decisions computed in-process (needs the world locally)
 
@@ -767,6 +781,15 @@ int main(int argc, char** argv) {
       ++reasons[std::string(d.reason)];
       txn->Reset();
     }
+    for (size_t b = 0; b < n_user_batches; ++b) {
+      txn->Renew();  // one snapshot per batch, like the daemon
+      for (int k = 0; k < o.batch; ++k) {
+        Prepared p;
+        Prepare(user_reqs[b * o.batch + k], &p);
+        user_batch_allows[b] += gp::Evaluate(*pol, p.req, facts).allow;
+      }
+      txn->Reset();
+    }
     have_expected = true;
     json rs;
     for (auto& [k, v] : reasons) rs[k] = v;
@@ -835,7 +858,7 @@ int main(int argc, char** argv) {
   gh.path = gh_path;
   const bool socket_scen = Has(o.scenarios, "startup") || Has(o.scenarios, "latency") ||
                            Has(o.scenarios, "pipelined") || Has(o.scenarios, "batch") ||
-                           Has(o.scenarios, "reload_load") || Has(o.scenarios, "cerbos");
+                           Has(o.scenarios, "userbatch") || Has(o.scenarios, "reload_load") || Has(o.scenarios, "cerbos");
   if (socket_scen && o.socket.empty()) {
     const std::string log = tmp + "/gatehouse.log";
     const uint64_t t0 = NowNs();
@@ -942,6 +965,17 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::vector<std::string> user_batch_lines(n_user_batches);
+  for (size_t b = 0; b < n_user_batches; ++b) {
+    std::string& l = user_batch_lines[b];
+    l = "{\"id\":" + std::to_string(b) + ",\"op\":\"check_batch\",\"checks\":[";
+    for (int k = 0; k < o.batch; ++k) {
+      if (k) l.push_back(',');
+      gb::AppendCheckJson(user_reqs[b * o.batch + k], true, 0, &l);
+    }
+    l += "]}\n";
+  }
+
   auto run = [&](const char* name, LoadSpec s, json* dst) {
     LoadResult r = RunLoad(s);
     json j = LoadJson(s, r);
@@ -1023,6 +1057,24 @@ int main(int argc, char** argv) {
       const double r = j["checks_per_s"].get<double>() / floors["batch"]["checks_per_s"].get<double>();
       sock[name]["throughput_ratio_to_floor"] = r;
       fprintf(out, "    throughput = %.2f x batch-sized echo floor (target >= 1000000 checks/s)\n", r);
+    }
+  }
+  if (want_user_batches) {
+    LoadSpec s = base;
+    s.ep = gh;
+    s.server = server_pid;
+    s.reqs = &user_batch_lines;
+    s.conns = o.batch_conns;
+    s.depth = o.batch_depth;
+    s.checks_per_req = o.batch;
+    if (have_expected) s.expected_allows = &user_batch_allows;
+    char name[64];
+    snprintf(name, sizeof name, "userbatch%d_c%d_d%d", o.batch, o.batch_conns, o.batch_depth);
+    json j = run(name, s, &sock);
+    if (floors.contains("batch")) {
+      const double r = j["checks_per_s"].get<double>() / floors["batch"]["checks_per_s"].get<double>();
+      sock[name]["throughput_ratio_to_floor"] = r;
+      fprintf(out, "    throughput = %.2f x batch-sized echo floor (one user per batch)\n", r);
     }
   }
   if (Has(o.scenarios, "reload_load")) {

@@ -25,6 +25,7 @@ rl = j["socket"]["reload_under_load"]
 if rl.get("reloads_failed", 0) or rl.get("reloads_ok", 0) == 0: bad.append("reload under load failed")
 if j["socket"]["latency_c1_d1"].get("verified", 0) == 0: bad.append("nothing verified")
 if not 0.3 < j["mix"]["allow_fraction"] < 0.7: bad.append("allow mix off: %s" % j["mix"]["allow_fraction"])
+if not any(k.startswith("userbatch") for k in j["socket"]): bad.append("userbatch did not run")
 if j["inproc"]["checks"] == 0: bad.append("in-process loop did nothing")
 if "start_ms" not in j["startup"].get("daemon_phases_ms", {}): bad.append("no daemon start-up phases")
 if bad:

@@ -224,31 +224,8 @@ store::Status World::Import(store::Store* s, store::ImportStats* total, size_t c
   return st;
 }
 
-Req World::MakeRequest(uint64_t r, Facts* facts) const {
-  Req q;
-  const uint64_t h = H(seed_ ^ 0x5eed, r);
-  const uint64_t i = h % users_;
-  const uint64_t g = OrgOf(i);
-  q.user = UserId(i);
-  const uint64_t kind = (h >> 32) % 100;
-  const uint64_t h2 = H(seed_ ^ 0x5eee, r);
-  uint64_t rg = g;  // resolved org
-  int k = -1;
-  if (kind < 22) {
-    q.action = Pick(kOrgActions, h2);
-    q.org = OrgId(g);
-  } else {
-    q.action = Pick(kWsActions, h2);
-    if (kind < 88) {
-      k = (FirstWs(i) + static_cast<int>((h2 >> 20) % kWsPerUser)) % kWsPerOrg;  // member
-    } else if (kind < 96) {
-      k = (FirstWs(i) + kWsPerUser + static_cast<int>((h2 >> 20) % 2)) % kWsPerOrg;  // not member
-    } else {
-      rg = orgs_ > 1 ? (g + 1 + (h2 >> 24) % (orgs_ - 1)) % orgs_ : g;  // another org
-      k = static_cast<int>((h2 >> 20) % kWsPerOrg);
-    }
-    q.workspace = WsId(rg, k);
-  }
+void World::AddResourceAndContext(uint64_t r, uint64_t i, uint64_t rg, Req* qp) const {
+  Req& q = *qp;
   // Resources.
   const uint64_t h3 = H(seed_ ^ 0x5eef, r);
   if (StartsWith(q.action, "conversation.") || StartsWith(q.action, "contact.")) {
@@ -283,6 +260,35 @@ Req World::MakeRequest(uint64_t r, Facts* facts) const {
   } else {
     q.auth_method = "password";
   }
+}
+
+Req World::MakeRequest(uint64_t r, Facts* facts) const {
+  Req q;
+  const uint64_t h = H(seed_ ^ 0x5eed, r);
+  const uint64_t i = h % users_;
+  const uint64_t g = OrgOf(i);
+  q.user = UserId(i);
+  const uint64_t kind = (h >> 32) % 100;
+  const uint64_t h2 = H(seed_ ^ 0x5eee, r);
+  uint64_t rg = g;  // resolved org
+  int k = -1;
+  if (kind < 22) {
+    q.action = Pick(kOrgActions, h2);
+    q.org = OrgId(g);
+  } else {
+    q.action = Pick(kWsActions, h2);
+    if (kind < 88) {
+      k = (FirstWs(i) + static_cast<int>((h2 >> 20) % kWsPerUser)) % kWsPerOrg;  // member
+    } else if (kind < 96) {
+      k = (FirstWs(i) + kWsPerUser + static_cast<int>((h2 >> 20) % 2)) % kWsPerOrg;  // not member
+    } else {
+      rg = orgs_ > 1 ? (g + 1 + (h2 >> 24) % (orgs_ - 1)) % orgs_ : g;  // another org
+      k = static_cast<int>((h2 >> 20) % kWsPerOrg);
+    }
+    q.workspace = WsId(rg, k);
+  }
+  AddResourceAndContext(r, i, rg, &q);
+  const OrgInfo oi = Org(rg);
   if (facts) {
     *facts = {};
     facts->org = oi;
@@ -294,6 +300,31 @@ Req World::MakeRequest(uint64_t r, Facts* facts) const {
       if (k >= 0) facts->ws = WsMember(i, k);
     }
   }
+  return q;
+}
+
+Req World::MakeUserRequest(uint64_t b, int k) const {
+  Req q;
+  const uint64_t i = H(seed_ ^ 0xba7c, b) % users_;
+  const uint64_t g = OrgOf(i);
+  q.user = UserId(i);
+  const uint64_t h = H(H(seed_ ^ 0xba7d, b), static_cast<uint64_t>(k));
+  if (h % 100 < 25) {
+    q.action = Pick(kOrgActions, h >> 8);
+    q.org = OrgId(g);
+  } else {
+    q.action = Pick(kWsActions, h >> 8);
+    q.workspace = WsId(g, (FirstWs(i) + static_cast<int>(b % kWsPerUser)) % kWsPerOrg);
+  }
+  // Resource numbers far from the single-request stream's.
+  const uint64_t base = (uint64_t{1} << 40) + b * 1000;
+  AddResourceAndContext(base + static_cast<uint64_t>(k), i, g, &q);
+  // One session per batch: every check carries the context of the batch's first.
+  Req first;
+  AddResourceAndContext(base, i, g, &first);
+  q.auth_method = first.auth_method;
+  q.auth_idp = first.auth_idp;
+  q.auth_age_s = first.auth_age_s;
   return q;
 }
 

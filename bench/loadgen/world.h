@@ -98,8 +98,15 @@ class World {
     bool workspace_scoped = false;
   };
   Req MakeRequest(uint64_t r, Facts* facts = nullptr) const;
+  // Check k of user batch b: the shape of a UI page asking what one user may do. One user (a
+  // hash of b), one session context for the whole batch; 25% org actions in the user's org, 75%
+  // workspace actions in one of the user's own workspaces, each on its own resource.
+  Req MakeUserRequest(uint64_t b, int k) const;
 
  private:
+  // Resource (type, id, attrs) and session context of request r for user i in org rg.
+  void AddResourceAndContext(uint64_t r, uint64_t i, uint64_t rg, Req* q) const;
+
   uint64_t users_, orgs_, seed_;
 };
 
