@@ -186,14 +186,19 @@ inline uint64_t Word(const char* p) noexcept {
 
 // The N-1 bytes at s equal lit (s has that many bytes), in word compares: memcmp of a constant
 // size other than 1, 2, 4 or 8 is a library call.
+// Two overlapping loads of a power-of-two size cover every length.
 template <size_t N>
 inline bool Is(const char* s, const char (&lit)[N]) noexcept {
   constexpr size_t n = N - 1;
   static_assert(n <= 16);
-  if constexpr (n <= 8) {
-    return Word<n>(s) == Word<n>(lit);
+  if constexpr (n >= 8) {
+    return Word<8>(s) == Word<8>(lit) && Word<8>(s + n - 8) == Word<8>(lit + n - 8);
+  } else if constexpr (n >= 4) {
+    return Word<4>(s) == Word<4>(lit) && Word<4>(s + n - 4) == Word<4>(lit + n - 4);
+  } else if constexpr (n >= 2) {
+    return Word<2>(s) == Word<2>(lit) && s[n - 1] == lit[n - 1];
   } else {
-    return Word<8>(s) == Word<8>(lit) && Word<n - 8>(s + 8) == Word<n - 8>(lit + 8);
+    return n == 0 || s[0] == lit[0];
   }
 }
 
@@ -914,8 +919,7 @@ inline bool TakeKey(Cur* c, const char* q, const char (&lit)[N]) noexcept {
   if constexpr (n <= 8) {
     eq = (Word<8>(q) & kLowBytes<n>) == Word<n>(lit);  // 8 bytes readable: kKeyRoom
   } else {
-    eq = Word<8>(q) == Word<8>(lit) &&
-         (Word<8>(q + 8) & kLowBytes<n - 8>) == Word<n - 8>(lit + 8);
+    eq = Is(q, lit);
   }
   if (!eq) return false;
   c->q = q + n;
