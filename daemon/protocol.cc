@@ -176,9 +176,30 @@ enum Field : int {
 };
 static_assert(kFChecks + 1 == RequestArena::kFields);
 
+// The first n <= 8 bytes at p as a little-endian word (constant-folded for literals).
+template <size_t n>
+inline uint64_t Word(const char* p) noexcept {
+  uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  return v;
+}
+
+// The N-1 bytes at s equal lit (s has that many bytes), in word compares: memcmp of a constant
+// size other than 1, 2, 4 or 8 is a library call.
+// Two overlapping loads of a power-of-two size cover every length.
 template <size_t N>
 inline bool Is(const char* s, const char (&lit)[N]) noexcept {
-  return std::memcmp(s, lit, N - 1) == 0;  // fixed size: compiled to a few loads
+  constexpr size_t n = N - 1;
+  static_assert(n <= 16);
+  if constexpr (n >= 8) {
+    return Word<8>(s) == Word<8>(lit) && Word<8>(s + n - 8) == Word<8>(lit + n - 8);
+  } else if constexpr (n >= 4) {
+    return Word<4>(s) == Word<4>(lit) && Word<4>(s + n - 4) == Word<4>(lit + n - 4);
+  } else if constexpr (n >= 2) {
+    return Word<2>(s) == Word<2>(lit) && s[n - 1] == lit[n - 1];
+  } else {
+    return n == 0 || s[0] == lit[0];
+  }
 }
 
 inline int Classify(std::string_view k) noexcept {
@@ -300,6 +321,7 @@ RequestArena::RequestArena() {
 }
 
 bool RequestArena::ParseLine(std::string_view line, Error* err) noexcept {
+  fast_ = FastOp::kNone;
   for (int& i : root_) i = Document::kNone;
   if (!doc_.Parse(line)) {
     err->Set(ErrorCode::kBadRequest, "invalid JSON: %.*s", static_cast<int>(doc_.error().size()),
@@ -317,6 +339,7 @@ bool RequestArena::ParseLine(std::string_view line, Error* err) noexcept {
 }
 
 bool RequestArena::DecodeEnvelope(Envelope* env, Error* err) noexcept {
+  EnsureParsed();
   env->id_raw = "null";
   env->op = {};
   if (doc_.root().type != Type::kObject) {
@@ -335,7 +358,13 @@ bool RequestArena::DecodeEnvelope(Envelope* env, Error* err) noexcept {
   return StringAt(doc_, root_[kFOp], "", "op", true, &env->op, err);
 }
 
-bool RequestArena::DecodeMinRev(bool* present, uint64_t* out, Error* err) const noexcept {
+bool RequestArena::DecodeMinRev(bool* present, uint64_t* out, Error* err) noexcept {
+  if (fast_ != FastOp::kNone) {
+    // The single pass decoded (and checked) the root's min_rev.
+    *present = fast_args_.has_min_rev;
+    if (*present) *out = fast_args_.min_rev;
+    return true;
+  }
   return UintAt(doc_, root_[kFMinRev], "", "min_rev", present, out, err);
 }
 
@@ -525,6 +554,12 @@ bool RequestArena::DecodeCheckAt(int obj, const int* f, const char* prefix, Chec
 }
 
 bool RequestArena::DecodeCheck(CheckArgs* out, bool require_action, Error* err) noexcept {
+  // A check decoded with require_action decodes identically without it.
+  if (fast_ == FastOp::kCheck || (fast_ == FastOp::kListActions && !require_action)) {
+    *out = fast_args_;
+    return true;
+  }
+  EnsureParsed();
   // Repeated decodes of one line (the fuzzer, list ops) start from empty kv/key buffers, so
   // their capacity bound per decode holds.
   kvs_.clear();
@@ -534,6 +569,7 @@ bool RequestArena::DecodeCheck(CheckArgs* out, bool require_action, Error* err) 
 }
 
 bool RequestArena::DecodeRootContext(policy::Request* req, Error* err) noexcept {
+  EnsureParsed();
   kvs_.clear();
   keys_.clear();
   keys_used_ = 0;
@@ -542,6 +578,14 @@ bool RequestArena::DecodeRootContext(policy::Request* req, Error* err) noexcept 
 }
 
 bool RequestArena::DecodeCheckBatch(CheckArgs* top, Error* err) noexcept {
+  if (fast_ == FastOp::kBatch) {  // checks_ holds the items
+    *top = CheckArgs();
+    top->explain = fast_args_.explain;
+    top->has_min_rev = fast_args_.has_min_rev;
+    top->min_rev = fast_args_.min_rev;
+    return true;
+  }
+  EnsureParsed();
   checks_.clear();
   kvs_.clear();
   keys_.clear();
@@ -585,6 +629,627 @@ bool RequestArena::DecodeCheckBatch(CheckArgs* top, Error* err) noexcept {
     i = doc_.Next(i);
   }
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The single pass (DecodeRequest): the line is scanned once, members are dispatched on their
+// name as they come, and values are stored straight into CheckArgs. It accepts a subset of the
+// language, and for that subset the same values as the general path:
+//   - the root is an object of known members only (id, op, user, action, org, workspace,
+//     resource, context, explain, min_rev, checks), each at most once (a duplicate would make
+//     "first wins" matter); op is check, check_batch or list_actions;
+//   - check_batch items: objects of user .. min_rev only, each at most once, and each a valid
+//     check; at most kMaxBatch items;
+//   - resource: type, id, attrs (scalars) at most once each; context: auth (method, idp,
+//     age_s at most once each), client, and other members with scalar values;
+//   - strings without escapes (valid UTF-8, no control characters); numbers with the reader's
+//     grammar, but values only from integers (attribute values in int64, min_rev in uint64,
+//     age_s non-negative int64); whitespace anywhere the grammar allows it.
+// Anything else (including every error) returns false and the general path decides. The single
+// pass never allocates: kvs_ and checks_ are used within their capacity (full: general path).
+// ---------------------------------------------------------------------------------------------
+
+struct FastCursor {
+  const char* q;
+  const char* e;
+};
+
+namespace {
+
+using Cur = FastCursor;
+
+// Lines this long or longer go to the general path. Every node of the reader's tree takes at
+// least one byte of the line, so a shorter line cannot reach Limits::max_nodes; the depth of
+// the accepted shapes is at most 5 (root, checks, item, resource, attrs) < Limits::max_depth.
+constexpr size_t kFastMaxLine = size_t{1} << 20;
+static_assert(json::Limits().max_nodes == kFastMaxLine);
+static_assert(json::Limits().max_depth >= 5);
+
+constexpr uint32_t Bit(int f) { return uint32_t{1} << f; }
+
+
+inline void SkipWs(Cur* c) noexcept {
+  while (c->q < c->e && static_cast<unsigned char>(*c->q) <= ' ' &&
+         (*c->q == ' ' || *c->q == '\t' || *c->q == '\n' || *c->q == '\r'))
+    ++c->q;
+}
+
+// Skips whitespace, then consumes `ch` iff it is next (compact JSON: one compare).
+inline bool Eat(Cur* c, char ch) noexcept {
+  if (c->q < c->e && *c->q == ch) {
+    ++c->q;
+    return true;
+  }
+  if (c->q >= c->e || static_cast<unsigned char>(*c->q) > ' ') return false;
+  SkipWs(c);
+  if (c->q < c->e && *c->q == ch) {
+    ++c->q;
+    return true;
+  }
+  return false;
+}
+
+// Skips whitespace before a value or name (compact JSON: one compare).
+inline void SkipWsFast(Cur* c) noexcept {
+  if (c->q < c->e && static_cast<unsigned char>(*c->q) <= ' ') SkipWs(c);
+}
+
+// As json_reader.cc: the high bit of every byte that is '"', '\\', < 0x20 or >= 0x80 (the
+// lowest set bit marks the first such byte exactly).
+constexpr uint64_t kOnes8 = 0x0101010101010101ULL;
+constexpr uint64_t kHigh8 = 0x8080808080808080ULL;
+inline uint64_t SpecialMask(const char* p) noexcept {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  uint64_t q = v ^ (kOnes8 * '"');
+  uint64_t b = v ^ (kOnes8 * '\\');
+  return (((q - kOnes8) & ~q) | ((b - kOnes8) & ~b) | ((v - kOnes8 * 0x20) & ~v) | v) & kHigh8;
+}
+
+// A string without escapes at the cursor (after whitespace); *out: its contents, a view into
+// the line. False for escapes, control characters, invalid UTF-8 or no string.
+__attribute__((always_inline)) inline bool FastString(Cur* c, std::string_view* out) noexcept {
+  SkipWsFast(c);
+  if (c->q >= c->e || *c->q != '"') return false;
+  const char* s = c->q + 1;
+  const char* q = s;
+  while (c->e - q >= 8) {
+    uint64_t m = SpecialMask(q);
+    if (m != 0) {
+      q += static_cast<unsigned>(__builtin_ctzll(m)) >> 3;
+      if (*q == '"') {
+        *out = std::string_view(s, static_cast<size_t>(q - s));
+        c->q = q + 1;
+        return true;
+      }
+      break;
+    }
+    q += 8;
+  }
+  bool high = false;
+  for (; q < c->e; ++q) {
+    unsigned char ch = static_cast<unsigned char>(*q);
+    if (ch == '"') {
+      *out = std::string_view(s, static_cast<size_t>(q - s));
+      c->q = q + 1;
+      return !high || json::IsValidUtf8(*out);  // the reader's rules, byte for byte
+    }
+    if (ch == '\\' || ch < 0x20) return false;
+    if (ch >= 0x80) high = true;
+  }
+  return false;
+}
+
+// An identifier (user, org, workspace) at the cursor: exactly FastString + IsValidId. Plain
+// ASCII without DEL is checked in the same eight-byte steps that find the closing quote.
+__attribute__((always_inline)) inline bool FastId(Cur* c, std::string_view* out) noexcept {
+  SkipWsFast(c);
+  if (c->q < c->e && *c->q == '"') {
+    const char* s = c->q + 1;
+    const char* q = s;
+    while (c->e - q >= 8) {
+      uint64_t v;
+      std::memcpy(&v, q, 8);
+      uint64_t d = v ^ (kOnes8 * 0x7f);
+      uint64_t m = SpecialMask(q) | ((d - kOnes8) & ~d & kHigh8);  // lowest bit still exact
+      if (m != 0) {
+        q += static_cast<unsigned>(__builtin_ctzll(m)) >> 3;
+        const size_t n = static_cast<size_t>(q - s);
+        if (*q == '"' && n != 0 && n <= kMaxIdBytes) {
+          *out = std::string_view(s, n);
+          c->q = q + 1;
+          return true;
+        }
+        break;
+      }
+      q += 8;
+    }
+  }
+  return FastString(c, out) && IsValidId(*out);
+}
+
+inline bool IsDigit(char ch) noexcept { return ch >= '0' && ch <= '9'; }
+
+// A number at the cursor (after whitespace), in the reader's grammar; *raw: its text, *is_int:
+// no fraction or exponent part.
+inline bool FastNumber(Cur* c, std::string_view* raw, bool* is_int) noexcept {
+  SkipWsFast(c);
+  const char* p = c->q;
+  const char* const e = c->e;
+  const char* start = p;
+  if (p < e && *p == '-') ++p;
+  if (p >= e) return false;
+  if (*p == '0') {
+    ++p;
+  } else if (*p >= '1' && *p <= '9') {
+    while (p < e && IsDigit(*p)) ++p;
+  } else {
+    return false;
+  }
+  bool in = true;
+  if (p < e && *p == '.') {
+    in = false;
+    ++p;
+    if (p >= e || !IsDigit(*p)) return false;
+    while (p < e && IsDigit(*p)) ++p;
+  }
+  if (p < e && (*p == 'e' || *p == 'E')) {
+    in = false;
+    ++p;
+    if (p < e && (*p == '+' || *p == '-')) ++p;
+    if (p >= e || !IsDigit(*p)) return false;
+    while (p < e && IsDigit(*p)) ++p;
+  }
+  *raw = std::string_view(start, static_cast<size_t>(p - start));
+  *is_int = in;
+  c->q = p;
+  return true;
+}
+
+// `word` (true/false/null) at the cursor (after whitespace).
+template <size_t N>
+inline bool FastWord(Cur* c, const char (&word)[N]) noexcept {
+  if (static_cast<size_t>(c->e - c->q) < N - 1 || !Is(c->q, word)) return false;
+  c->q += N - 1;
+  return true;
+}
+
+inline bool FastBool(Cur* c, bool* out) noexcept {
+  SkipWsFast(c);
+  if (c->q < c->e && *c->q == 't' && FastWord(c, "true")) {
+    *out = true;
+    return true;
+  }
+  if (c->q < c->e && *c->q == 'f' && FastWord(c, "false")) {
+    *out = false;
+    return true;
+  }
+  return false;
+}
+
+// A non-negative integer in uint64 (min_rev: UintAt's accepted values).
+inline bool FastUint(Cur* c, uint64_t* out) noexcept {
+  std::string_view raw;
+  bool is_int;
+  return FastNumber(c, &raw, &is_int) && is_int && raw[0] != '-' && DigitsToU64(raw, out);
+}
+
+// Any scalar's exact text ("id": a string with its quotes, a number, true/false/null).
+inline bool FastScalarRaw(Cur* c, std::string_view* raw) noexcept {
+  SkipWsFast(c);
+  if (c->q >= c->e) return false;
+  const char* start = c->q;
+  bool ok;
+  switch (*c->q) {
+    case '"': {
+      std::string_view s;
+      ok = FastString(c, &s);
+      break;
+    }
+    case 't': ok = FastWord(c, "true"); break;
+    case 'f': ok = FastWord(c, "false"); break;
+    case 'n': ok = FastWord(c, "null"); break;
+    default: {
+      std::string_view num;
+      bool is_int;
+      ok = FastNumber(c, &num, &is_int);
+      break;
+    }
+  }
+  if (!ok) return false;
+  *raw = std::string_view(start, static_cast<size_t>(c->q - start));
+  return true;
+}
+
+// A scalar attribute value as ScalarValue converts it; false for containers and for numbers
+// that are not integers in int64 (the general path converts those).
+inline bool FastValue(Cur* c, policy::Value* v) noexcept {
+  SkipWsFast(c);
+  if (c->q >= c->e) return false;
+  switch (*c->q) {
+    case '"': {
+      std::string_view s;
+      if (!FastString(c, &s)) return false;
+      *v = policy::Value::String(s);
+      return true;
+    }
+    case 't':
+      if (!FastWord(c, "true")) return false;
+      *v = policy::Value::Bool(true);
+      return true;
+    case 'f':
+      if (!FastWord(c, "false")) return false;
+      *v = policy::Value::Bool(false);
+      return true;
+    case 'n':
+      if (!FastWord(c, "null")) return false;
+      *v = policy::Value::Null();
+      return true;
+    default: {
+      std::string_view raw;
+      bool is_int;
+      int64_t i;
+      if (!FastNumber(c, &raw, &is_int) || !is_int || !IntToI64(raw, &i)) return false;
+      *v = policy::Value::Int(i);
+      return true;
+    }
+  }
+}
+
+// `lit` (a member name with its closing quote) at q, which has at least kKeyRoom bytes after it:
+// then the cursor moves past it. A fixed-size compare, a few loads.
+constexpr ptrdiff_t kKeyRoom = 16;
+
+template <size_t n>
+constexpr uint64_t kLowBytes = n >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1;
+
+// s == lit (at most 16 bytes), in word compares (string_view's == calls memcmp).
+template <size_t N>
+inline bool Eq(std::string_view s, const char (&lit)[N]) noexcept {
+  constexpr size_t n = N - 1;
+  static_assert(n <= 16 && n > 0);
+  return s.size() == n && Is(s.data(), lit);
+}
+
+template <size_t N>
+inline bool TakeKey(Cur* c, const char* q, const char (&lit)[N]) noexcept {
+  constexpr size_t n = N - 1;
+  static_assert(n <= kKeyRoom && n > 0);
+  bool eq;
+  if constexpr (n <= 8) {
+    eq = (Word<8>(q) & kLowBytes<n>) == Word<n>(lit);  // 8 bytes readable: kKeyRoom
+  } else {
+    eq = Is(q, lit);
+  }
+  if (!eq) return false;
+  c->q = q + n;
+  return true;
+}
+
+// The member name at the cursor (after whitespace) when only known names are accepted: names
+// are matched with their closing quote in place, not scanned as strings. Returns the name's
+// code, or -1 for any other name (also one spelled with escapes: the general path decides).
+// `match(c, q)`: q points after the opening quote with kKeyRoom bytes readable; returns the code
+// (having moved the cursor with TakeKey) or -1. `classify(name)`: the same for a scanned name
+// (near the end of the line).
+template <typename Match, typename Classify>
+inline int FastKnownKey(Cur* c, Match&& match, Classify&& classify) noexcept {
+  SkipWsFast(c);
+  if (c->e - c->q > kKeyRoom && *c->q == '"') return match(c, c->q + 1);
+  std::string_view name;
+  return FastString(c, &name) ? classify(name) : -1;
+}
+
+inline int FastField(Cur* c) noexcept {
+  return FastKnownKey(
+      c,
+      [](Cur* c, const char* q) -> int {
+        switch (*q) {
+          case 'u': return TakeKey(c, q, "user\"") ? kFUser : -1;
+          case 'a': return TakeKey(c, q, "action\"") ? kFAction : -1;
+          case 'o':
+            if (TakeKey(c, q, "org\"")) return kFOrg;
+            return TakeKey(c, q, "op\"") ? kFOp : -1;
+          case 'w': return TakeKey(c, q, "workspace\"") ? kFWorkspace : -1;
+          case 'r': return TakeKey(c, q, "resource\"") ? kFResource : -1;
+          case 'c':
+            if (TakeKey(c, q, "context\"")) return kFContext;
+            return TakeKey(c, q, "checks\"") ? kFChecks : -1;
+          case 'e': return TakeKey(c, q, "explain\"") ? kFExplain : -1;
+          case 'm': return TakeKey(c, q, "min_rev\"") ? kFMinRev : -1;
+          case 'i': return TakeKey(c, q, "id\"") ? kFId : -1;
+          default: return -1;
+        }
+      },
+      [](std::string_view name) { return Classify(name); });
+}
+
+// An object whose member names are read by key(c) (a code, -1: not accepted); fn(code)
+// consumes each member's value.
+template <typename Key, typename Fn>
+inline bool FastKnownObject(Cur* c, Key&& key, Fn&& fn) noexcept {
+  if (!Eat(c, '{')) return false;
+  if (Eat(c, '}')) return true;
+  do {
+    int k = key(c);
+    if (k < 0 || !Eat(c, ':') || !fn(k)) return false;
+  } while (Eat(c, ','));
+  return Eat(c, '}');
+}
+
+// An object at the cursor: fn(key) consumes each member's value (after the ':'). False if
+// there is no object, a key has escapes, or fn returns false.
+template <typename Fn>
+inline bool FastObject(Cur* c, Fn&& fn) noexcept {
+  if (!Eat(c, '{')) return false;
+  if (Eat(c, '}')) return true;
+  do {
+    std::string_view key;
+    if (!FastString(c, &key) || !Eat(c, ':')) return false;
+    if (!fn(key)) return false;
+  } while (Eat(c, ','));
+  return Eat(c, '}');
+}
+
+// True iff DecodeCheckAt accepts a check whose members `seen` (bits of Field) were decoded
+// into *a (types and values, identifiers included, were checked on the way; this adds the
+// cross-field rules).
+inline bool FastCheckComplete(uint32_t seen, const CheckArgs& a, bool require_action) noexcept {
+  const policy::Request& r = a.req;
+  if (!(seen & Bit(kFUser))) return false;  // user, org, workspace: FastId checked IsValidId
+  if (require_action && r.action.empty()) return false;  // absent or ""
+  return !(r.org.empty() && r.workspace.empty());
+}
+
+}  // namespace
+
+bool RequestArena::FastAttrs(Cur* c, policy::AttrList* out) noexcept {
+  size_t start = kvs_.size();
+  bool ok = FastObject(c, [&](std::string_view key) {
+    if (kvs_.size() == kvs_.capacity()) return false;  // never reallocate (spans into kvs_)
+    policy::KeyValue kv;
+    kv.key = key;
+    if (!FastValue(c, &kv.value)) return false;
+    kvs_.push_back(kv);
+    return true;
+  });
+  if (!ok) return false;
+  *out = policy::AttrList(kvs_.data() + start, kvs_.size() - start);
+  return true;
+}
+
+bool RequestArena::FastResource(Cur* c, policy::Request* r) noexcept {
+  uint32_t seen = 0;
+  auto key = [](Cur* c) {
+    return FastKnownKey(
+        c,
+        [](Cur* c, const char* q) {
+          if (TakeKey(c, q, "type\"")) return 1;
+          if (TakeKey(c, q, "id\"")) return 2;
+          return TakeKey(c, q, "attrs\"") ? 4 : -1;
+        },
+        [](std::string_view k) { return Eq(k, "type") ? 1 : Eq(k, "id") ? 2 : Eq(k, "attrs") ? 4 : -1; });
+  };
+  return FastKnownObject(c, key, [&](int bit) {
+    if (seen & bit) return false;
+    seen |= bit;
+    if (bit == 1) return FastString(c, &r->resource_type);
+    if (bit == 2) return FastString(c, &r->resource_id);
+    return FastAttrs(c, &r->resource_attrs);
+  });
+}
+
+bool RequestArena::FastContext(Cur* c, policy::Request* r) noexcept {
+  size_t start = kvs_.size();
+  uint32_t seen = 0;  // 1: auth, 2: client, 4/8/16: auth.method/idp/age_s
+  bool ok = FastObject(c, [&](std::string_view key) {
+    if (Eq(key, "auth")) {
+      if (seen & 1) return false;
+      seen |= 1;
+      auto key = [](Cur* c) {
+        return FastKnownKey(
+            c,
+            [](Cur* c, const char* q) {
+              if (TakeKey(c, q, "method\"")) return 4;
+              if (TakeKey(c, q, "idp\"")) return 8;
+              return TakeKey(c, q, "age_s\"") ? 16 : -1;
+            },
+            [](std::string_view k) {
+              return Eq(k, "method") ? 4 : Eq(k, "idp") ? 8 : Eq(k, "age_s") ? 16 : -1;
+            });
+      };
+      // Other auth members (flattened "auth.x" attributes) are left to the general path.
+      return FastKnownObject(c, key, [&](int bit) {
+        if (seen & static_cast<uint32_t>(bit)) return false;
+        seen |= static_cast<uint32_t>(bit);
+        if (bit == 4) return FastString(c, &r->auth_method);
+        if (bit == 8) return FastString(c, &r->auth_idp);
+        std::string_view raw;
+        bool is_int;
+        int64_t i;
+        if (!FastNumber(c, &raw, &is_int) || !is_int || raw[0] == '-' || !IntToI64(raw, &i))
+          return false;
+        r->auth_age_s = i;
+        return true;
+      });
+    }
+    if (Eq(key, "client")) {
+      if (seen & 2) return false;
+      seen |= 2;
+      return FastString(c, &r->client);
+    }
+    // Top-level keys spelled like the known flattened ones are skipped by FlattenContext.
+    if (Eq(key, "auth.method") || Eq(key, "auth.idp") || Eq(key, "auth.age_s")) return false;
+    if (kvs_.size() == kvs_.capacity()) return false;
+    policy::KeyValue kv;
+    kv.key = key;  // the general path copies it to keys_; equal bytes
+    if (!FastValue(c, &kv.value)) return false;
+    kvs_.push_back(kv);
+    return true;
+  });
+  if (!ok) return false;
+  r->context_attrs = policy::AttrList(kvs_.data() + start, kvs_.size() - start);
+  return true;
+}
+
+bool RequestArena::FastCheckField(Cur* c, int field, CheckArgs* a) noexcept {
+  policy::Request& r = a->req;
+  switch (field) {
+    case kFUser: return FastId(c, &r.user);
+    case kFAction: return FastString(c, &r.action);
+    case kFOrg: return FastId(c, &r.org);
+    case kFWorkspace: return FastId(c, &r.workspace);
+    case kFResource: return FastResource(c, &r);
+    case kFContext: return FastContext(c, &r);
+    case kFExplain: return FastBool(c, &a->explain);
+    case kFMinRev:
+      if (!FastUint(c, &a->min_rev)) return false;
+      a->has_min_rev = true;
+      return true;
+    default: return false;
+  }
+}
+
+bool RequestArena::FastChecks(Cur* c) noexcept {
+  if (!Eat(c, '[')) return false;
+  if (Eat(c, ']')) return true;
+  do {
+    // Within the reserved capacity (kMaxBatch): no reallocation; more items: general path.
+    if (checks_.size() >= kMaxBatch || checks_.size() == checks_.capacity()) return false;
+    checks_.emplace_back();
+    CheckArgs& a = checks_.back();
+    uint32_t seen = 0;
+    bool ok = FastKnownObject(c, [](Cur* c) { return FastField(c); }, [&](int f) {
+      if (f < kFUser || f > kFMinRev || (seen & Bit(f))) return false;
+      seen |= Bit(f);
+      return FastCheckField(c, f, &a);
+    });
+    if (!ok || !FastCheckComplete(seen, a, true)) return false;
+  } while (Eat(c, ','));
+  return Eat(c, ']');
+}
+
+// flatten: every helper is inlined here, so the cursor lives in a register (no escaping
+// FastCursor, no call per member).
+__attribute__((flatten)) bool RequestArena::TryFast(std::string_view line,
+                                                    Envelope* env) noexcept {
+  if (line.size() >= kFastMaxLine) return false;
+  Cur cur{line.data(), line.data() + line.size()};
+  Cur* c = &cur;
+  kvs_.clear();
+  checks_.clear();
+  fast_args_ = CheckArgs();
+  CheckArgs& a = fast_args_;
+  std::string_view op;
+  std::string_view id_raw = "null";
+  uint32_t seen = 0;
+  bool ok = FastKnownObject(c, [](Cur* c) { return FastField(c); }, [&](int f) {
+    if (seen & Bit(f)) return false;
+    seen |= Bit(f);
+    switch (f) {
+      case kFId: return FastScalarRaw(c, &id_raw);
+      case kFOp: return FastString(c, &op);
+      case kFChecks: return FastChecks(c);
+      default: return FastCheckField(c, f, &a);
+    }
+  });
+  if (!ok) return false;
+  SkipWsFast(c);
+  if (c->q != c->e || !(seen & Bit(kFOp))) return false;
+  const bool has_checks = (seen & Bit(kFChecks)) != 0;
+  FastOp kind;
+  if (Eq(op, "check_batch")) {
+    // Root members other than explain/min_rev/checks are ignored by DecodeCheckBatch (they
+    // were only scanned).
+    if (!has_checks) return false;
+    if (a.explain)
+      for (CheckArgs& item : checks_) item.explain = true;
+    kind = FastOp::kBatch;
+  } else if (has_checks) {
+    return false;
+  } else if (Eq(op, "check")) {
+    if (!FastCheckComplete(seen, a, true)) return false;
+    kind = FastOp::kCheck;
+  } else if (Eq(op, "list_actions")) {
+    if (!FastCheckComplete(seen, a, false)) return false;
+    kind = FastOp::kListActions;
+  } else {
+    return false;
+  }
+  env->op = op;
+  env->id_raw = id_raw;
+  line_ = line;
+  fast_ = kind;
+  return true;
+}
+
+bool RequestArena::DecodeRequest(std::string_view line, Envelope* env, Error* err) noexcept {
+  if (TryFast(line, env)) return true;
+  return ParseLine(line, err) && DecodeEnvelope(env, err);
+}
+
+void RequestArena::EnsureParsed() noexcept {
+  if (fast_ == FastOp::kNone) return;
+  Error unused;
+  (void)ParseLine(line_, &unused);  // sets fast_ = kNone; the single pass only accepts valid JSON
+}
+
+std::string DebugString(const CheckArgs& a) {
+  std::string s;
+  char buf[64];
+  auto str = [&](const char* name, std::string_view v) {
+    s += name;
+    s += "=[";
+    s.append(v.data() == nullptr ? "" : v.data(), v.size());
+    s += "] ";
+  };
+  auto attrs = [&](const char* name, policy::AttrList l) {
+    s += name;
+    s += "={";
+    for (const policy::KeyValue& kv : l) {
+      s += "[";
+      s.append(kv.key.data() == nullptr ? "" : kv.key.data(), kv.key.size());
+      s += "]:";
+      switch (kv.value.kind) {
+        case policy::Value::Kind::kMissing: s += "missing"; break;
+        case policy::Value::Kind::kNull: s += "null"; break;
+        case policy::Value::Kind::kBool: s += kv.value.b ? "true" : "false"; break;
+        case policy::Value::Kind::kInt:
+          std::snprintf(buf, sizeof(buf), "int:%lld", static_cast<long long>(kv.value.i));
+          s += buf;
+          break;
+        case policy::Value::Kind::kDouble:
+          std::snprintf(buf, sizeof(buf), "double:%.17g", kv.value.d);
+          s += buf;
+          break;
+        case policy::Value::Kind::kString:
+          s += "str:[";
+          s.append(kv.value.s.data() == nullptr ? "" : kv.value.s.data(), kv.value.s.size());
+          s += "]";
+          break;
+      }
+      s += " ";
+    }
+    s += "} ";
+  };
+  const policy::Request& r = a.req;
+  str("user", r.user);
+  str("action", r.action);
+  str("org", r.org);
+  str("workspace", r.workspace);
+  str("resource.type", r.resource_type);
+  str("resource.id", r.resource_id);
+  attrs("resource.attrs", r.resource_attrs);
+  str("auth.method", r.auth_method);
+  str("auth.idp", r.auth_idp);
+  std::snprintf(buf, sizeof(buf), "auth.age_s=%lld ", static_cast<long long>(r.auth_age_s));
+  s += buf;
+  str("client", r.client);
+  attrs("context", r.context_attrs);
+  std::snprintf(buf, sizeof(buf), "explain=%d min_rev=%d:%llu", a.explain ? 1 : 0,
+                a.has_min_rev ? 1 : 0, static_cast<unsigned long long>(a.min_rev));
+  s += buf;
+  return s;
 }
 
 void AppendReplyStart(std::string* out, std::string_view id_raw) {

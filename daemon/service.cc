@@ -437,7 +437,9 @@ Handler::Disposition Service::OnLine(const std::shared_ptr<Connection>& conn,
   c.t0 = Clock::now();
   Bump(counters_.requests);
   Error err;
-  if (!st->arena.ParseLine(line, &err) || !st->arena.DecodeEnvelope(&c.env, &err)) {
+  // check / check_batch / list_actions in their common shape are decoded here in one pass;
+  // the handlers' Decode* calls then return the result (protocol.h).
+  if (!st->arena.DecodeRequest(line, &c.env, &err)) {
     Bump(counters_.bad_requests);
     AppendError(out, c.env.id_raw, err);
     return Disposition::kDone;

@@ -2,8 +2,11 @@
 // the strict JSON reader), and the reply writers over whatever was decoded.
 //
 // Input: one request line (bytes, as a client would send them).
-// Extra oracle: any line the strict reader accepts must also parse with nlohmann_json (the
-// cold-op decoder), or the two decoders would disagree about what a request is.
+// Extra oracles: any line the strict reader accepts must also parse with nlohmann_json (the
+// cold-op decoder), or the two decoders would disagree about what a request is; and the
+// single-pass decoder (RequestArena::DecodeRequest) must observe exactly what the general path
+// (ParseLine + DecodeEnvelope + Decode*) observes: the same envelope, min_rev and CheckArgs, or
+// the same error.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -44,12 +47,58 @@ void TouchRequest(const gatehouse::policy::Request& r) {
   Touch(r.client);
 }
 
+// Everything a handler can observe of one line's decode, as text (the line's own op first:
+// the decode the single pass answers; then the others, which parse the line on demand).
+std::string Observe(gd::RequestArena* arena, std::string_view line, bool single_pass) {
+  gd::Envelope env;
+  gd::Error err;
+  auto error = [&] {
+    return std::string(gd::ErrorCodeName(err.code)) + ": " + std::string(err.msg()) + "\n";
+  };
+  bool ok = single_pass ? arena->DecodeRequest(line, &env, &err)
+                        : arena->ParseLine(line, &err) && arena->DecodeEnvelope(&env, &err);
+  if (!ok) return "envelope " + error();
+  std::string out = std::string(env.op) + " " + std::string(env.id_raw) + "\n";
+  bool has = false;
+  uint64_t min_rev = 0;
+  out += arena->DecodeMinRev(&has, &min_rev, &err)
+             ? std::to_string(has) + ":" + std::to_string(min_rev) + "\n"
+             : error();
+  auto check = [&](bool require_action) {
+    gd::CheckArgs a;
+    out += arena->DecodeCheck(&a, require_action, &err) ? gd::DebugString(a) + "\n" : error();
+  };
+  auto batch = [&] {
+    gd::CheckArgs top;
+    if (!arena->DecodeCheckBatch(&top, &err)) {
+      out += error();
+      return;
+    }
+    out += gd::DebugString(top) + "\n";
+    for (const auto& c : arena->checks()) out += gd::DebugString(c) + "\n";
+  };
+  if (env.op == "check_batch") {
+    batch();
+    check(true);
+  } else {
+    check(env.op != "list_actions");
+    check(env.op == "list_actions");
+    batch();
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size > 1 << 16) return 0;
   static gd::RequestArena* arena = new gd::RequestArena();  // reused, like a connection's
   std::string_view line(reinterpret_cast<const char*>(data), size);
+  {
+    static gd::RequestArena* fast = new gd::RequestArena();
+    static gd::RequestArena* general = new gd::RequestArena();
+    if (Observe(fast, line, true) != Observe(general, line, false)) __builtin_trap();
+  }
   gd::Error err;
   std::string out;
   if (!arena->ParseLine(line, &err)) {

@@ -88,6 +88,12 @@ TEST(DaemonAlloc, HotOpsDoNotAllocate) {
       R"({"op":"check_batch","checks":[{"user":"alice","action":"org.delete","org":"acme"},)"
       R"({"user":"alice","action":"workspace.access","workspace":"ws1"}]})",
       R"({"op":"list_actions","user":"alice","workspace":"ws1"})",
+      // single-pass shapes with attributes, context scalars, min_rev and whitespace
+      R"({ "id" : 7 , "op":"check","user":"alice","action":"conversation.reply","workspace":"ws1",)"
+      R"("resource":{"type":"conversation","attrs":{"assignee":"alice","n":3,"b":true}},)"
+      R"("context":{"auth":{"method":"sso","age_s":5},"ip":"10.0.0.1"},"min_rev":0})",
+      R"({"op":"check_batch","explain":true,"checks":[{"user":"alice","action":"org.view","org":"acme",)"
+      R"("resource":{"attrs":{"team":"t1"}}},{"user":"bob","action":"workspace.access","workspace":"ws1"}]})",
       R"({"op":"check","user":5})",
   };
   std::string out;
