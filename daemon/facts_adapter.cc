@@ -94,7 +94,7 @@ void StoreFacts::FillOrg(const store::OrgView& v, OrgSlot* set) noexcept {
   for (int i = 0; i < OrgSlot::kFields; ++i) {
     std::string_view part = parts[i];
     if (i == OrgSlot::kAttrs && !with_attrs) part = {};
-    std::memcpy(p, part.data(), part.size());
+    if (!part.empty()) std::memcpy(p, part.data(), part.size());  // data() may be null if empty
     p += part.size();
     e->len[i] = static_cast<uint16_t>(part.size());
   }
