@@ -207,6 +207,9 @@ const std::vector<Option>& Options() {
          return true;
        }},
       {"watch_policy", "", "reload on policy file changes (default true)", GH_BOOL(watch_policy)},
+      {"org_cache_entries", "N",
+       "org rows cached per worker while the store revision is unchanged (default 4096; 0: off)",
+       GH_UINT(org_cache_entries, 65536)},
   };
   return kOptions;
 }

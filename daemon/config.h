@@ -61,6 +61,10 @@ struct Config {
   // below the store's current size (LMDB raises it to that).
   size_t map_size = size_t{64} << 30;
   bool watch_policy = true;  // reload when files in the policy dir change (inotify)
+  // Entries of each worker's org cache (StoreFacts, facts_adapter.h): org rows served without a
+  // store read while the store's revision is unchanged. Rounded up to a power of two; about
+  // 256 bytes each per worker. 0: off (every decision reads the org row).
+  size_t org_cache_entries = 4096;
 
   // Tier of a peer with these credentials.
   Tier TierFor(uint32_t uid, uint32_t gid) const noexcept;

@@ -132,6 +132,20 @@ TEST_F(ConfigTest, MapSize) {
   EXPECT_FALSE(Load({"--map-size", ""}, &c, &err));
 }
 
+TEST_F(ConfigTest, OrgCacheEntries) {
+  Config c;
+  std::string err;
+  ASSERT_TRUE(Load({}, &c, &err)) << err;
+  EXPECT_EQ(c.org_cache_entries, 4096u);  // default: on
+  ASSERT_TRUE(Load({"--org-cache-entries", "0"}, &c, &err)) << err;
+  EXPECT_EQ(c.org_cache_entries, 0u);  // off
+  ASSERT_TRUE(Load({"--config", WriteFile("org_cache_entries: 512\n")}, &c, &err)) << err;
+  EXPECT_EQ(c.org_cache_entries, 512u);
+  EXPECT_FALSE(Load({"--org-cache-entries", "65537"}, &c, &err));  // above the cap
+  EXPECT_NE(err.find("org_cache_entries"), std::string::npos) << err;
+  EXPECT_FALSE(Load({"--org-cache-entries", "-1"}, &c, &err));
+}
+
 TEST_F(ConfigTest, Errors) {
   Config c;
   std::string err;

@@ -16,12 +16,32 @@
 // org role) and Readers without snapshot ids always read the store. Fail-closed is unchanged:
 // the memo is only ever set from a found row, and errors still come from the store.
 //
+// Org cache (issue #5; off unless SetOrgCacheEntries() sized it). Orgs are few and hot compared
+// with memberships, so Org() serves org rows from a small table owned by the adapter instead of
+// a B-tree read. An entry is an owned copy of what Org() and org attributes need (id, plan,
+// status, suspended, counters, features, SSO settings, and attrs when they fit), tagged with the
+// Reader::ReaderId() and Reader::Revision() of the snapshot it was read from; it answers only a
+// lookup of the same org id under the same ReaderId and revision. Equal revision of the same
+// Reader means identical rows (every committed write advances the revision), so a commit makes
+// every entry stale at once, with no invalidation pass; a different Reader (another store, or
+// the writer's transaction) never hits. Not consulted when the Reader has no ReaderId(), its
+// revision is 0, or it has seen a storage error in this snapshot: those lookups read the store,
+// so errors (kError) and not-found always come from the store, never from the cache. Org rows
+// whose strings need more than kOrgSlotBytes are not cached (read each time); attrs that don't
+// fit are left out of the entry and read from the store when a condition asks for one.
+// The table is 2-way set associative (least recently used way replaced), allocated once by
+// SetOrgCacheEntries(); lookups, hits and fills never allocate. Attr() uses an entry it finds
+// but never fills one, so it cannot overwrite the entry an Org() answer points into.
+//
 // Thread-safety: one evaluation at a time (one adapter per worker, or per write authorization).
+// The org cache belongs to its adapter: no sharing, no locks.
 #ifndef GATEHOUSE_DAEMON_FACTS_ADAPTER_H_
 #define GATEHOUSE_DAEMON_FACTS_ADAPTER_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "policy/facts.h"
@@ -32,9 +52,23 @@ namespace gatehouse::daemon {
 class StoreFacts : public policy::Facts {
  public:
   static constexpr size_t kMaxList = 64;
+  // Largest org cache (entries); SetOrgCacheEntries() clamps to it.
+  static constexpr size_t kMaxOrgCacheEntries = size_t{1} << 16;
+  // String bytes of one org cache entry (an entry is 256 bytes in all).
+  static constexpr size_t kOrgSlotBytes = 200;
 
-  explicit StoreFacts(store::Reader* reader = nullptr) : reader_(reader) {}
+  explicit StoreFacts(store::Reader* reader = nullptr);
+  ~StoreFacts() override;
+  StoreFacts(const StoreFacts&) = delete;
+  StoreFacts& operator=(const StoreFacts&) = delete;
+
   void set_reader(store::Reader* reader) { reader_ = reader; }
+
+  // Allocates an empty org cache of `entries` entries (rounded up to a power of two, at least 2,
+  // at most kMaxOrgCacheEntries), or frees it when 0. Not on the request path: call at set-up.
+  // Views handed out before are invalidated.
+  void SetOrgCacheEntries(size_t entries);
+  size_t org_cache_entries() const { return org_sets_ * 2; }
 
   policy::Lookup User(std::string_view user, policy::UserFacts* out) noexcept override;
   policy::Lookup Org(std::string_view org, policy::OrgFacts* out) noexcept override;
@@ -49,10 +83,25 @@ class StoreFacts : public policy::Facts {
   uint64_t truncated() const { return truncated_; }
   // Org memberships answered from the memoized workspace membership (tests, metrics).
   uint64_t org_role_hits() const { return org_role_hits_; }
+  // Org cache: Org() lookups answered from the cache, lookups that read the store while the
+  // cache was usable, and found rows too large to cache (tests, metrics).
+  uint64_t org_cache_hits() const { return org_cache_hits_; }
+  uint64_t org_cache_misses() const { return org_cache_misses_; }
+  uint64_t org_cache_oversize() const { return org_cache_oversize_; }
 
  private:
+  struct OrgSlot;
+
   policy::Lookup Miss() noexcept;
   size_t Unpack(const store::StringListView& list, std::string_view* dst) noexcept;
+  void ToOrgFacts(const store::OrgView& v, policy::OrgFacts* out) noexcept;
+  // The cache entry for `org` in the Reader's current snapshot, or null (*set: its set, or null
+  // when the cache can't be used for this snapshot).
+  OrgSlot* FindOrg(std::string_view org, OrgSlot** set) noexcept;
+  void FillOrg(const store::OrgView& v, OrgSlot* set) noexcept;
+  // The cached fields of an entry as an OrgView (views into the entry; name, creator and
+  // billing are not cached and stay empty, attrs too unless the entry holds them).
+  static void LoadOrgView(const OrgSlot& e, store::OrgView* v) noexcept;
 
   store::Reader* reader_;
   std::array<std::string_view, kMaxList> features_;
@@ -65,6 +114,12 @@ class StoreFacts : public policy::Facts {
   const store::Reader* memo_reader_ = nullptr;
   uint64_t memo_snapshot_ = 0;
   std::string_view memo_user_, memo_org_, memo_org_role_;
+  // Org cache: org_sets_ sets of 2 entries (0: off); org_sets_ is a power of two.
+  std::unique_ptr<OrgSlot[]> org_slots_;
+  size_t org_sets_ = 0;
+  uint64_t org_cache_hits_ = 0;
+  uint64_t org_cache_misses_ = 0;
+  uint64_t org_cache_oversize_ = 0;
 };
 
 }  // namespace gatehouse::daemon

@@ -308,6 +308,7 @@ void Service::PrepareWorkers(int workers) {
     auto w = std::make_unique<WorkerCtx>();
     w->txn = store_->NewReadTxn();
     w->facts.set_reader(w->txn.get());
+    w->facts.SetOrgCacheEntries(config_.org_cache_entries);
     w->waiters.reserve(64);
     workers_.push_back(std::move(w));
   }

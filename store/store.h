@@ -235,6 +235,11 @@ class Reader {
   // may have become invalid (Renew, Reset), and differs between Reader objects. Callers may cache
   // views across calls while (Reader, SnapshotId()) is unchanged. 0 = not supported: never cache.
   virtual uint64_t SnapshotId() const noexcept { return 0; }
+  // Identifies this Reader object: unique among all Readers of the process and never reused, so
+  // that (ReaderId(), Revision()) names one committed state of one store across Renew/Reset.
+  // Callers may cache copies of rows (never views) under that pair. 0 = not supported: never
+  // cache.
+  virtual uint64_t ReaderId() const noexcept { return 0; }
   // True iff a storage error happened since the snapshot began.
   virtual bool error() const noexcept = 0;
 

@@ -41,6 +41,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -57,6 +58,7 @@
 
 #include "bench/loadgen/histogram.h"
 #include "bench/loadgen/world.h"
+#include "daemon/config.h"
 #include "daemon/facts_adapter.h"
 #include "policy/policy.h"
 #include "store/store.h"
@@ -523,6 +525,7 @@ struct Opts {
   pid_t cerbos_pid = -1;
   int cerbos_conns = 16;
   size_t map_gb = 64;
+  long org_cache = -1;  // org cache entries per worker / in-process; -1: the daemon's default
 };
 
 const char kUsage[] =
@@ -544,6 +547,8 @@ const char kUsage[] =
     "  --cerbos HOST:PORT  Cerbos HTTP endpoint for the cerbos scenario (--cerbos-pid PID)\n"
     "  --cerbos-conns N    connections for the comparison (default 16, 1 request in flight each)\n"
     "  --map-gb N          LMDB map size of this process (default 64; use 4 under valgrind)\n"
+    "  --org-cache N       org cache entries (in-process and daemon workers; 0: off; default:\n"
+    "                      the daemon's default)\n"
     "  --json              print one JSON object instead of the table\n";
 
 bool ParseArgs(int argc, char** argv, Opts* o) {
@@ -578,6 +583,7 @@ bool ParseArgs(int argc, char** argv, Opts* o) {
     else if (a == "--cerbos-conns") o->cerbos_conns = std::stoi(val());
     else if (a == "--json") o->json_out = true;
     else if (a == "--map-gb") o->map_gb = std::stoull(val());
+    else if (a == "--org-cache") o->org_cache = std::stol(val());
     else if (a == "--help" || a == "-h") {
       fputs(kUsage, stdout);
       exit(0);
@@ -771,6 +777,9 @@ int main(int argc, char** argv) {
     for (size_t r = 0; r < pool; ++r) Prepare(reqs[r], &prep[r]);
     auto txn = st->NewReadTxn();
     gatehouse::daemon::StoreFacts facts(txn.get());
+    facts.SetOrgCacheEntries(o.org_cache >= 0 ? static_cast<size_t>(o.org_cache)
+                                              : gatehouse::daemon::Config().org_cache_entries);
+    J["org_cache_entries"] = facts.org_cache_entries();
     uint64_t allows = 0;
     std::map<std::string, uint64_t> reasons;
     for (size_t r = 0; r < pool; ++r) {
@@ -826,9 +835,19 @@ int main(int argc, char** argv) {
                 {"max_us", h.max() / 1e3},
                 {"note", "Renew + Evaluate (4 point reads + rules) + Reset per check; "
                          "timer overhead (~2 clock_gettime) included"}};
+      const uint64_t oc_hits = facts.org_cache_hits(), oc_misses = facts.org_cache_misses();
+      j["org_cache"] = {{"entries", facts.org_cache_entries()}, {"hits", oc_hits},
+                        {"misses", oc_misses}, {"oversize", facts.org_cache_oversize()}};
       J["inproc"] = j;
       fprintf(out, "in-process check (store + policy, random access over %zu requests):\n", pool);
       PrintLoad("inproc", j, out);
+      if (facts.org_cache_entries() != 0) {
+        fprintf(out, "  org cache: %zu entries, %.1f%% of org reads served (%" PRIu64
+                     " hits, %" PRIu64 " misses, %" PRIu64 " too large)\n",
+                facts.org_cache_entries(),
+                oc_hits + oc_misses ? 100.0 * oc_hits / (oc_hits + oc_misses) : 0.0, oc_hits,
+                oc_misses, facts.org_cache_oversize());
+      }
       if (rc) fprintf(out, "  NONDETERMINISTIC decisions: %d\n", rc);
     }
     if (Has(o.scenarios, "reload")) {
@@ -871,9 +890,13 @@ int main(int argc, char** argv) {
         dup2(fd, 2);
       }
       const std::string th = std::to_string(o.threads);
+      const std::string oc =
+          "--org_cache_entries=" +
+          std::to_string(o.org_cache >= 0 ? o.org_cache
+                                          : long(gatehouse::daemon::Config().org_cache_entries));
       execl(o.gatehouse.c_str(), o.gatehouse.c_str(), "serve", "--socket", gh_path.c_str(),
             "--data", data.c_str(), "--policy", o.policy.c_str(), "--threads", th.c_str(),
-            "--durable=false", "--watch_policy=false", "--log_level", "info",
+            "--durable=false", "--watch_policy=false", "--log_level", "info", oc.c_str(),
             static_cast<char*>(nullptr));
       _exit(127);
     }

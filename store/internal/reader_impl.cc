@@ -20,7 +20,10 @@ std::atomic<uint64_t> g_next_reader{1};
 }  // namespace
 
 KvReader::KvReader(KvRead* kv, const std::function<int64_t()>* clock)
-    : kv_(kv), clock_(clock), snapshot_(g_next_reader.fetch_add(1, std::memory_order_relaxed) << 32) {}
+    : kv_(kv),
+      clock_(clock),
+      id_(g_next_reader.fetch_add(1, std::memory_order_relaxed)),
+      snapshot_(id_ << 32) {}
 
 bool KvReader::LoadRevision() noexcept {
   std::string_view k, v;

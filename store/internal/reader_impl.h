@@ -20,6 +20,7 @@ class KvReader : public ReadTxn {
 
   uint64_t Revision() const noexcept override { return rev_; }
   uint64_t SnapshotId() const noexcept override { return snapshot_; }
+  uint64_t ReaderId() const noexcept override { return id_; }
   bool error() const noexcept override { return corrupt_ || (kv_ != nullptr && kv_->error()); }
   // Default Renew/Reset for readers whose snapshot is managed elsewhere (authorize).
   bool Renew() noexcept override {
@@ -69,7 +70,8 @@ class KvReader : public ReadTxn {
   KvRead* kv_;
   const std::function<int64_t()>* clock_;
   uint64_t rev_ = 0;
-  uint64_t snapshot_;  // unique per object (high 32 bits) and per snapshot (low bits)
+  const uint64_t id_;  // unique per object, from a process-wide counter (never 0)
+  uint64_t snapshot_;  // unique per object (high 32 bits: id_) and per snapshot (low bits)
   bool corrupt_ = false;
 };
 
