@@ -551,6 +551,9 @@ TEST(ProtocolSinglePass, CommonShapesTakeTheSinglePass) {
       " { \"id\" : \"r-1\" , \"op\" : \"check\" , \"user\" : \"caf\xc3\xa9\" ,\t\"action\":\"a\","
       "\"org\":\"o\",\"resource\":{\"attrs\":{\"n\":null,\"i\":-9223372036854775808}} }\r\n",
       R"({"op":"check_batch","checks":[]})",
+      // numbers converted like the general path: fractions, exponents, beyond int64
+      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1.5,"e":-2E3,)"
+      R"("big":9223372036854775808}},"context":{"auth":{"age_s":1.9e1},"x":0.25}})",
   };
   for (const std::string& l : lines) {
     RequestArena a, b;
@@ -584,10 +587,11 @@ TEST(ProtocolSinglePass, UnusualShapesGoToTheGeneralPath) {
       R"({"op":"check","user":"u","user":"v","action":"a","org":"o"})",    // duplicate
       R"({"op":"check","user":"u","action":"a","org":"o","x":1})",         // unknown member
       R"({"op":"check","user":"u","action":"a","org":"o","context":{"geo":{"c":"DE"}}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1.5}}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":9223372036854775808}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1e999}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"level":2}}})",
       R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth.method":"sso"}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":1.0}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":-1}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":9.3e18}}})",
       R"({"op":"check","user":"u","action":"","org":"o"})",                // an error
       R"({"op":"check","user":"u","action":"a","org":"o","checks":[]})",   // checks outside batch
       R"({"op":"health"})",
