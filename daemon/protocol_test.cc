@@ -566,6 +566,16 @@ TEST(ProtocolSinglePass, CommonShapesTakeTheSinglePass) {
     EXPECT_EQ(fast.substr(own, fast.find('\n', own) - own).find("error"), std::string::npos)
         << fast;
   }
+  // The corpus seeds of these shapes (so fuzz_protocol_codec starts inside the single pass).
+  for (const char* name : {"p00", "p01", "p17", "p19", "p27", "p28"}) {
+    std::ifstream in(std::string(GATEHOUSE_SOURCE_DIR) + "/fuzz/corpus/protocol_codec/" + name,
+                     std::ios::binary);
+    const std::string l((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    RequestArena arena;
+    Envelope env;
+    Error err;
+    EXPECT_TRUE(arena.DecodeRequest(l, &env, &err) && arena.single_pass()) << name;
+  }
   // The single pass answers without a node tree: a batch's items come from it.
   RequestArena a;
   Envelope env;
