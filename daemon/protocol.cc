@@ -285,6 +285,21 @@ bool GetBool(const Document& d, int obj, std::string_view key, const char* field
 
 namespace {
 
+// A number literal's policy value: an int64 when it is an integer in range, else a double;
+// false when it is out of double's range. Shared by both decoders.
+inline bool NumberValue(std::string_view raw, bool is_int, policy::Value* v) noexcept {
+  int64_t i;
+  if (is_int && IntToI64(raw, &i)) {
+    *v = policy::Value::Int(i);
+    return true;
+  }
+  double d = 0;
+  auto r = std::from_chars(raw.data(), raw.data() + raw.size(), d);
+  if (r.ec != std::errc()) return false;
+  *v = policy::Value::Double(d);
+  return true;
+}
+
 // Converts a scalar node to a policy value. Returns false for containers.
 bool ScalarValue(const Node& n, policy::Value* v) noexcept {
   switch (n.type) {
@@ -292,20 +307,7 @@ bool ScalarValue(const Node& n, policy::Value* v) noexcept {
     case Type::kTrue: *v = policy::Value::Bool(true); return true;
     case Type::kFalse: *v = policy::Value::Bool(false); return true;
     case Type::kString: *v = policy::Value::String(n.str); return true;
-    case Type::kNumber: {
-      if (n.number_is_int) {
-        int64_t i;
-        if (IntToI64(n.raw, &i)) {
-          *v = policy::Value::Int(i);
-          return true;
-        }
-      }
-      double d = 0;
-      auto r = std::from_chars(n.raw.data(), n.raw.data() + n.raw.size(), d);
-      if (r.ec != std::errc()) return false;
-      *v = policy::Value::Double(d);
-      return true;
-    }
+    case Type::kNumber: return NumberValue(n.raw, n.number_is_int, v);
     default: return false;
   }
 }
@@ -643,8 +645,8 @@ bool RequestArena::DecodeCheckBatch(CheckArgs* top, Error* err) noexcept {
 //   - resource: type, id, attrs (scalars) at most once each; context: auth (method, idp,
 //     age_s at most once each), client, and other members with scalar values;
 //   - strings without escapes (valid UTF-8, no control characters); numbers with the reader's
-//     grammar, but values only from integers (attribute values in int64, min_rev in uint64,
-//     age_s non-negative int64); whitespace anywhere the grammar allows it.
+//     grammar and the same conversions (NumberValue; min_rev an integer in uint64, age_s >= 0
+//     and below 2^63); whitespace anywhere the grammar allows it.
 // Anything else (including every error) returns false and the general path decides. The single
 // pass never allocates: kvs_ and checks_ are used within their capacity (full: general path).
 // ---------------------------------------------------------------------------------------------
@@ -862,7 +864,7 @@ inline bool FastScalarRaw(Cur* c, std::string_view* raw) noexcept {
 }
 
 // A scalar attribute value as ScalarValue converts it; false for containers and for numbers
-// that are not integers in int64 (the general path converts those).
+// outside double's range.
 inline bool FastValue(Cur* c, policy::Value* v) noexcept {
   SkipWsFast(c);
   if (c->q >= c->e) return false;
@@ -888,10 +890,7 @@ inline bool FastValue(Cur* c, policy::Value* v) noexcept {
     default: {
       std::string_view raw;
       bool is_int;
-      int64_t i;
-      if (!FastNumber(c, &raw, &is_int) || !is_int || !IntToI64(raw, &i)) return false;
-      *v = policy::Value::Int(i);
-      return true;
+      return FastNumber(c, &raw, &is_int) && NumberValue(raw, is_int, v);
     }
   }
 }
@@ -1064,12 +1063,15 @@ bool RequestArena::FastContext(Cur* c, policy::Request* r) noexcept {
         seen |= static_cast<uint32_t>(bit);
         if (bit == 4) return FastString(c, &r->auth_method);
         if (bit == 8) return FastString(c, &r->auth_idp);
+        // DecodeContext's rules; any error: the general path.
         std::string_view raw;
         bool is_int;
-        int64_t i;
-        if (!FastNumber(c, &raw, &is_int) || !is_int || raw[0] == '-' || !IntToI64(raw, &i))
-          return false;
-        r->auth_age_s = i;
+        policy::Value v;
+        if (!FastNumber(c, &raw, &is_int) || !NumberValue(raw, is_int, &v)) return false;
+        const bool vi = v.kind == policy::Value::Kind::kInt;
+        if (vi ? v.i < 0 : !(v.d >= 0)) return false;
+        if (!vi && v.d >= 9223372036854775808.0) return false;
+        r->auth_age_s = vi ? v.i : static_cast<int64_t>(v.d);
         return true;
       });
     }

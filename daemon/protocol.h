@@ -79,8 +79,8 @@ class RequestArena {
 
   // Decodes one line's envelope ("op", "id"), exactly like ParseLine + DecodeEnvelope. For
   // `check`, `check_batch` and `list_actions` in their common shape (see TryFast in
-  // protocol.cc: known fields only, no duplicates, strings without escapes, integer numbers,
-  // context of auth/client/scalars) the line is scanned once and the op's arguments are decoded
+  // protocol.cc: known fields only, no duplicates, strings without escapes, context of
+  // auth/client/scalars) the line is scanned once and the op's arguments are decoded
   // on the way: the Decode* calls below then return them without a node tree. Anything else is
   // parsed by the general path. On failure sets *err (the general path's error) and returns
   // false. Never allocates once the arena is warm (the single-pass path never allocates: when

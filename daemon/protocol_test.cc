@@ -551,6 +551,9 @@ TEST(ProtocolSinglePass, CommonShapesTakeTheSinglePass) {
       " { \"id\" : \"r-1\" , \"op\" : \"check\" , \"user\" : \"caf\xc3\xa9\" ,\t\"action\":\"a\","
       "\"org\":\"o\",\"resource\":{\"attrs\":{\"n\":null,\"i\":-9223372036854775808}} }\r\n",
       R"({"op":"check_batch","checks":[]})",
+      // numbers converted like the general path: fractions, exponents, beyond int64
+      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1.5,"e":-2E3,)"
+      R"("big":9223372036854775808}},"context":{"auth":{"age_s":1.9e1},"x":0.25}})",
   };
   for (const std::string& l : lines) {
     RequestArena a, b;
@@ -562,6 +565,16 @@ TEST(ProtocolSinglePass, CommonShapesTakeTheSinglePass) {
     size_t own = fast.find('\n', fast.find('\n') + 1) + 1;
     EXPECT_EQ(fast.substr(own, fast.find('\n', own) - own).find("error"), std::string::npos)
         << fast;
+  }
+  // The corpus seeds of these shapes (so fuzz_protocol_codec starts inside the single pass).
+  for (const char* name : {"p00", "p01", "p17", "p19", "p27", "p28"}) {
+    std::ifstream in(std::string(GATEHOUSE_SOURCE_DIR) + "/fuzz/corpus/protocol_codec/" + name,
+                     std::ios::binary);
+    const std::string l((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    RequestArena arena;
+    Envelope env;
+    Error err;
+    EXPECT_TRUE(arena.DecodeRequest(l, &env, &err) && arena.single_pass()) << name;
   }
   // The single pass answers without a node tree: a batch's items come from it.
   RequestArena a;
@@ -584,10 +597,11 @@ TEST(ProtocolSinglePass, UnusualShapesGoToTheGeneralPath) {
       R"({"op":"check","user":"u","user":"v","action":"a","org":"o"})",    // duplicate
       R"({"op":"check","user":"u","action":"a","org":"o","x":1})",         // unknown member
       R"({"op":"check","user":"u","action":"a","org":"o","context":{"geo":{"c":"DE"}}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1.5}}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":9223372036854775808}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","resource":{"attrs":{"d":1e999}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"level":2}}})",
       R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth.method":"sso"}})",
-      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":1.0}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":-1}}})",
+      R"({"op":"check","user":"u","action":"a","org":"o","context":{"auth":{"age_s":9.3e18}}})",
       R"({"op":"check","user":"u","action":"","org":"o"})",                // an error
       R"({"op":"check","user":"u","action":"a","org":"o","checks":[]})",   // checks outside batch
       R"({"op":"health"})",
