@@ -28,9 +28,10 @@ void NameMap::Build(const std::vector<std::string_view>& keys) {
   slots_.assign(cap, Slot{});
   mask_ = cap - 1;
   for (size_t k = 0; k < keys.size(); ++k) {
-    uint64_t h = Hash(keys[k]) & mask_;
+    const uint64_t head = Head(keys[k]);
+    uint64_t h = Hash(keys[k], head) & mask_;
     while (slots_[h].value != kNone) h = (h + 1) & mask_;
-    slots_[h] = Slot{keys[k], static_cast<uint32_t>(k)};
+    slots_[h] = Slot{keys[k], head, static_cast<uint32_t>(k)};
   }
 }
 
