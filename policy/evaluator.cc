@@ -37,7 +37,7 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
 [[gnu::always_inline]] inline RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
 [[gnu::always_inline]] inline RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 // Request attributes (resource.attrs.*, context.*): a lookup scans the request's list comparing
-// lengths first (bytes only on equal lengths). Results are memoized per key id
+// lengths first, then head words (bytes only past 8). Results are memoized per key id
 // (ProgramPool::names: equal keys have equal ids) in a small direct-mapped table, so rules
 // testing the same attribute search the list once.
 class AttrMemo {

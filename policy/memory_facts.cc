@@ -65,7 +65,8 @@ struct Part {
   const uint64_t lens = (a.s.size() << 32 | b.s.size()) * 8 + kind;
   uint64_t h = (x ^ (lens * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
   h = (h ^ (h >> 32) ^ y) * 0xc4ceb9fe1a85ec53ull;
-  h = (h ^ (h >> 32)) * 0x9fb21c651e98df25ull;  // every bit of y reaches the low bits
+  if (b.s.size() != 0) h = (h ^ (h >> 32)) * 0x9fb21c651e98df25ull;  // every bit of y reaches
+                                                                      // the low bits
   return h ^ (h >> 29);
 }
 
