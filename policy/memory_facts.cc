@@ -30,6 +30,7 @@ MemoryFacts& MemoryFacts::operator=(const MemoryFacts& o) {
     lookups = o.lookups;
     index_.clear();
     mask_ = 0;
+    shift_ = 63;
     if (!o.index_.empty()) Finalize();
   }
   return *this;
@@ -57,17 +58,19 @@ struct Part {
 }
 
 // Keys of up to 8 bytes are hashed from their head word (already loaded); longer ones with
-// internal::HashName over all their bytes. The kind and both lengths are mixed in.
+// internal::HashName over all their bytes. The kind and both lengths are mixed in. One multiply
+// per key part: the index is taken from the hash's top bits (Fibonacci hashing), which depend
+// on every input bit.
 [[gnu::always_inline]] inline uint64_t KeyHash(uint8_t kind, const Part& a,
                                                const Part& b) noexcept {
   const uint64_t x = a.s.size() <= 8 ? a.head : internal::HashName(a.s);
-  const uint64_t y = b.s.size() <= 8 ? b.head : internal::HashName(b.s);
+  uint64_t m = x;
+  if (b.s.size() != 0) {
+    const uint64_t y = b.s.size() <= 8 ? b.head : internal::HashName(b.s);
+    m = x * 0x9fb21c651e98df25ull + y;
+  }
   const uint64_t lens = (a.s.size() << 32 | b.s.size()) * 8 + kind;
-  uint64_t h = (x ^ (lens * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-  h = (h ^ (h >> 32) ^ y) * 0xc4ceb9fe1a85ec53ull;
-  if (b.s.size() != 0) h = (h ^ (h >> 32)) * 0x9fb21c651e98df25ull;  // every bit of y reaches
-                                                                      // the low bits
-  return h ^ (h >> 29);
+  return (m ^ (lens * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
 }
 
 }  // namespace
@@ -83,7 +86,7 @@ void MemoryFacts::Insert(Kind kind, std::string_view a, std::string_view b, cons
   s.b = b;
   s.rec = rec;
   s.rec2 = rec2;
-  uint64_t i = s.hash & mask_;
+  uint64_t i = s.hash >> shift_;
   while (index_[i].rec != nullptr) i = (i + 1) & mask_;  // keys are unique (map keys)
   index_[i] = s;
 }
@@ -103,9 +106,14 @@ void MemoryFacts::Finalize() {
     n += w.members.size();
   }
   size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
+  int bits = 4;
+  while (cap < 2 * n) {
+    cap *= 2;
+    ++bits;
+  }
   index_.assign(cap, Slot());
   mask_ = cap - 1;
+  shift_ = 64 - bits;
   for (const auto& [id, u] : users) Insert(Kind::kUser, id, {}, &u, nullptr);
   for (const auto& [id, o] : orgs) {
     Insert(Kind::kOrg, id, {}, &o, nullptr);
@@ -122,9 +130,9 @@ void MemoryFacts::Finalize() {
   if (index_.empty()) return nullptr;
   const Part pa = MakePart(a), pb = MakePart(b);
   // Equal hashes, heads, lengths and tails imply an equal kind: for fixed key bytes KeyHash is
-  // injective in the kind (odd multiplies and xorshifts are bijections).
+  // injective in the kind (lens * odd, xor, * odd are bijections).
   const uint64_t h = KeyHash(static_cast<uint8_t>(kind), pa, pb);
-  for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+  for (uint64_t i = h >> shift_;; i = (i + 1) & mask_) {
     const Slot& s = index_[i];
     if (s.rec == nullptr) return nullptr;
     if (s.hash == h && s.head_a == pa.head && s.head_b == pb.head &&

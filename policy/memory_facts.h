@@ -142,6 +142,7 @@ class MemoryFacts final : public Facts {
 
   std::vector<Slot> index_;  // power-of-two size, at most half full; empty before Finalize()
   uint64_t mask_ = 0;
+  int shift_ = 63;  // 64 - log2(index_.size()): a slot is the hash's top bits
 };
 
 }  // namespace gatehouse::policy

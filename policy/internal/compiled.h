@@ -33,7 +33,7 @@ class NameMap {
     if (slots_.empty()) return kNone;
     const uint64_t head = Head(key);
     const size_t n = key.size();
-    uint64_t h = Hash(key, head) & mask_;
+    uint64_t h = Hash(key, head) >> shift_;
     while (true) {
       const Slot& s = slots_[h];
       if (s.value == kNone) return kNone;
@@ -45,8 +45,8 @@ class NameMap {
     }
   }
 
-  // On the request path (action and role names): up to 8 bytes, mixed from the head word
-  // already loaded; longer, HashName.
+  // On the request path (action and role names): up to 8 bytes, one multiply of the head word
+  // already loaded; longer, HashName. Slots are indexed by the top bits (Fibonacci hashing).
   [[gnu::always_inline]] static uint64_t Head(std::string_view s) noexcept {
     if (s.size() <= 8) return LoadTail(s.data(), s.size());
     uint64_t w;
@@ -55,9 +55,7 @@ class NameMap {
   }
   [[gnu::always_inline]] static uint64_t Hash(std::string_view s, uint64_t head) noexcept {
     if (s.size() > 8) return HashName(s);
-    uint64_t h = (head ^ (s.size() * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
-    h = (h ^ (h >> 32)) * 0xc4ceb9fe1a85ec53ull;  // every input bit reaches the low bits
-    return h ^ (h >> 29);
+    return (head ^ (s.size() * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
   }
 
  private:
@@ -68,6 +66,7 @@ class NameMap {
   };
   std::vector<Slot> slots_;
   uint64_t mask_ = 0;
+  int shift_ = 63;  // 64 - log2(slots_.size())
 };
 
 enum class Scope : uint8_t { kOrg, kWorkspace };
