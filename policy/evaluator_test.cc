@@ -419,8 +419,8 @@ TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
   EXPECT_EQ(ListAllowedActions(*p, r, mf, out, 3), 2u);  // gate off: a.z via rule z
 }
 
-// Request attribute lookup (keys packed per request): keys sharing a prefix, longer than 8
-// bytes, of every short length, duplicates (first wins) and more keys than are packed.
+// Request attribute lookup (length, then head word, then bytes past 8): keys sharing a prefix,
+// longer than 8 bytes, of every short length, duplicates (first wins) and long lists.
 TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
   std::vector<Issue> issues;
   auto p = LoadPolicySources(
@@ -450,7 +450,7 @@ TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
   attrs[2].value = Value::String("y");  // abcdefgh_2
   attrs[5].value = Value::String("y");  // q
   attrs[6].value = Value::String("y");  // first dup
-  attrs.back().value = Value::String("y");  // k19: beyond the packed keys
+  attrs.back().value = Value::String("y");  // k19: the list's last key
   KeyValue ctx[] = {{"region_code", Value::String("n")}, {"region_code_x", Value::String("y")}};
   Request r;
   r.user = "u";
