@@ -128,9 +128,9 @@ class MemoryFacts final : public Facts {
   struct Slot {
     uint64_t hash = 0;
     uint64_t head_a = 0, head_b = 0;  // the keys' head words (memory_facts.cc: Part)
-    std::string_view a, b;      // id; or (user, org|workspace) for memberships
-    const void* rec = nullptr;  // UserRec, OrgRec, WorkspaceRec, role string, WorkspaceMember
-    const void* rec2 = nullptr; // kWorkspaceMember: its WorkspaceRec
+    std::string_view a, b;       // id; or (user, org|workspace) for memberships
+    const void* rec = nullptr;   // UserRec, OrgRec, WorkspaceRec, role string, WorkspaceMember
+    const void* rec2 = nullptr;  // kWorkspaceMember: its WorkspaceRec
   };
   void Insert(Kind kind, std::string_view a, std::string_view b, const void* rec,
               const void* rec2);
