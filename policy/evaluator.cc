@@ -25,24 +25,26 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
   return d;
 }
 
+// Absent (kMissing) when empty. Branch-free: a missing value's other fields are never read.
 [[gnu::always_inline]] inline RtValue Str(std::string_view s) noexcept {
-  return s.empty() ? RtValue() : RtValue::String(s);
+  RtValue v;
+  v.kind = s.empty() ? RtValue::Kind::kMissing : RtValue::Kind::kString;
+  v.str = s.data();
+  v.n = static_cast<uint32_t>(s.size());
+  return v;
 }
 [[gnu::always_inline]] inline RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
 [[gnu::always_inline]] inline RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
 [[gnu::always_inline]] inline RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
-// Request attributes (resource.attrs.*, context.*) with their keys packed once per request:
-// a lookup compares (length, first-8-bytes word) pairs and touches key bytes only for keys
-// longer than 8. Up to kPacked keys are packed (stack memory); the rest are compared directly.
-// Results are memoized per key id (ProgramPool::names: equal keys have equal ids) in a small
-// direct-mapped table, so rules testing the same attribute search the list once.
-class PackedAttrs {
+// Request attributes (resource.attrs.*, context.*): a lookup scans the request's list comparing
+// lengths first, then head words (bytes only past 8). Results are memoized per key id
+// (ProgramPool::names: equal keys have equal ids) in a small direct-mapped table, so rules
+// testing the same attribute search the list once.
+class AttrMemo {
  public:
-  static constexpr size_t kPacked = 16;
   static constexpr size_t kMemo = 16;
 
   RtValue Find(AttrList attrs, std::string_view key, uint32_t key_id) noexcept {
-    if (!packed_) Pack(attrs);
     const uint32_t slot = key_id % kMemo;
     Memo& m = memo_[slot];
     if ((memo_valid_ >> slot & 1u) && m.id == key_id) return m.value;
@@ -53,34 +55,16 @@ class PackedAttrs {
   }
 
  private:
-  RtValue Search(AttrList attrs, std::string_view key) noexcept {
+  static RtValue Search(AttrList attrs, std::string_view key) noexcept {
     const size_t n = key.size();
-    const uint64_t w = Word(key);
-    const size_t m = attrs.size() < kPacked ? attrs.size() : kPacked;
-    for (size_t k = 0; k < m; ++k) {
-      const KeyValue& kv = attrs[k];
-      if (words_[k] == w && kv.key.size() == n &&
+    const uint64_t head = internal::NameMap::Head(key);
+    for (const KeyValue& kv : attrs) {
+      if (kv.key.size() == n && internal::NameMap::Head(kv.key) == head &&
           (n <= 8 || internal::BytesEqual(kv.key.data() + 8, key.data() + 8, n - 8))) {
         return RtValue::From(kv.value);
       }
     }
-    for (size_t k = m; k < attrs.size(); ++k) {
-      if (internal::SvEqual(attrs[k].key, key)) return RtValue::From(attrs[k].value);
-    }
     return RtValue();
-  }
-
-  // Injective for a fixed length <= 8 (internal::LoadTail); the first 8 bytes otherwise.
-  static uint64_t Word(std::string_view s) noexcept {
-    if (s.size() <= 8) return internal::LoadTail(s.data(), s.size());
-    uint64_t w;
-    std::memcpy(&w, s.data(), 8);
-    return w;
-  }
-  void Pack(AttrList attrs) noexcept {
-    const size_t m = attrs.size() < kPacked ? attrs.size() : kPacked;
-    for (size_t k = 0; k < m; ++k) words_[k] = Word(attrs[k].key);
-    packed_ = true;
   }
 
   // Left uninitialized (no per-request clearing): an entry is read only when its bit in
@@ -92,9 +76,7 @@ class PackedAttrs {
       RtValue value;
     };
   };
-  bool packed_ = false;
   uint32_t memo_valid_ = 0;
-  uint64_t words_[kPacked];
   Memo memo_[kMemo];
 };
 
@@ -124,8 +106,8 @@ class Env final {
   enum class UserState : uint8_t { kUnloaded, kFound, kMissing };
   UserState user_state = UserState::kUnloaded;
   UserFacts user;
-  PackedAttrs resource_attrs;
-  PackedAttrs context_attrs;
+  AttrMemo resource_attrs;
+  AttrMemo context_attrs;
 
   // Role id for `name` usable in the resolved org and of `scope`, or kNone.
   [[gnu::always_inline]] uint32_t ResolveRole(std::string_view name, Scope scope) const noexcept {

@@ -240,9 +240,9 @@ TEST(EvaluatorAttrTest, AttrErrorInConditionFailsClosed) {
   EXPECT_EQ(d.reason, "internal");
 }
 
-// Request attribute lookups are memoized per key id in a 16-slot table: keys whose ids share
-// a slot (a0 and a16: ids 0 and 16, in order of first mention) must still read their own
-// values whichever of them was looked up last.
+// Request attribute lookups are memoized per key id in a 16-slot table: keys whose ids share a
+// slot (a0 and a16: ids 0 and 16, in order of first mention) must still read their own values
+// whichever of them was looked up last.
 TEST(EvaluatorAttrTest, AttrMemoKeepsKeysSharingASlotApart) {
   std::string probe;  // reads a0..a16 in order (slot 0 ends up holding a16); never matches
   for (int k = 0; k <= 16; ++k) {
@@ -265,15 +265,26 @@ TEST(EvaluatorAttrTest, AttrMemoKeepsKeysSharingASlotApart) {
   r.user = "u";
   r.action = "org.view";
   r.org = "o";
-  KeyValue a0x[] = {{"a0", Value::String("x")}, {"a16", Value::String("y")}};
-  r.resource_attrs = a0x;
-  EXPECT_EQ(Evaluate(*p, r, mf).rule, "a0-x");
-  KeyValue a16x[] = {{"a0", Value::String("y")}, {"a16", Value::String("x")}};
-  r.resource_attrs = a16x;
-  EXPECT_EQ(Evaluate(*p, r, mf).rule, "a16-x");
-  KeyValue neither[] = {{"a1", Value::String("x")}};
-  r.resource_attrs = neither;
-  EXPECT_EQ(Evaluate(*p, r, mf).reason, "no_permission");
+  // Short lists, and longer ones (padded with b*) whose search goes past the memoized keys.
+  for (bool pad : {false, true}) {
+    SCOPED_TRACE(pad ? "padded" : "short");
+    std::vector<KeyValue> a0x = {{"a0", Value::String("x")}, {"a16", Value::String("y")}};
+    std::vector<KeyValue> a16x = {{"a0", Value::String("y")}, {"a16", Value::String("x")}};
+    std::vector<KeyValue> neither = {{"a1", Value::String("x")}};
+    if (pad) {
+      for (const char* k : {"b1", "b2", "b3", "b4", "b5"}) {
+        a0x.push_back({k, Value::String("x")});
+        a16x.push_back({k, Value::String("x")});
+        neither.push_back({k, Value::String("x")});
+      }
+    }
+    r.resource_attrs = a0x;
+    EXPECT_EQ(Evaluate(*p, r, mf).rule, "a0-x");
+    r.resource_attrs = a16x;
+    EXPECT_EQ(Evaluate(*p, r, mf).rule, "a16-x");
+    r.resource_attrs = neither;
+    EXPECT_EQ(Evaluate(*p, r, mf).reason, "no_permission");
+  }
 }
 
 TEST_F(EvaluatorTest, OverlayAppliesOnlyToItsOrg) {
@@ -408,8 +419,8 @@ TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
   EXPECT_EQ(ListAllowedActions(*p, r, mf, out, 3), 2u);  // gate off: a.z via rule z
 }
 
-// Request attribute lookup (keys packed per request): keys sharing a prefix, longer than 8
-// bytes, of every short length, duplicates (first wins) and more keys than are packed.
+// Request attribute lookup (length, then head word, then bytes past 8): keys sharing a prefix,
+// longer than 8 bytes, of every short length, duplicates (first wins) and long lists.
 TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
   std::vector<Issue> issues;
   auto p = LoadPolicySources(
@@ -439,7 +450,7 @@ TEST(EvaluatorAttrTest, ResourceAndContextAttrLookup) {
   attrs[2].value = Value::String("y");  // abcdefgh_2
   attrs[5].value = Value::String("y");  // q
   attrs[6].value = Value::String("y");  // first dup
-  attrs.back().value = Value::String("y");  // k19: beyond the packed keys
+  attrs.back().value = Value::String("y");  // k19: the list's last key
   KeyValue ctx[] = {{"region_code", Value::String("n")}, {"region_code_x", Value::String("y")}};
   Request r;
   r.user = "u";

@@ -1,9 +1,15 @@
 // MemoryFacts: a Facts implementation over plain in-memory fixtures — for policy tests
 // (`gatehouse policy test`), unit tests and benchmarks.
 //
-// Usage: fill the public maps, call Finalize() (builds the string_view lists handed to the
-// evaluator), then evaluate. Lookups never allocate. Mutating the maps after Finalize()
-// requires another Finalize().
+// Usage: fill the public maps, call Finalize(), then evaluate. Finalize() builds the string_view
+// lists handed to the evaluator and a flat open-addressing index over every user, org,
+// workspace, org membership and workspace membership: a lookup is one hash of its key(s), one
+// probe sequence and a key compare, and reads the record through a pointer into the maps (no
+// per-lookup map walk). Lookups never allocate.
+//
+// After Finalize(): changing a record's scalar fields (status, seats, role, ...) is seen at
+// once; adding records is seen too (a miss in the index falls back to the maps); changing a
+// list (features, flags, exempt roles) or erasing a record requires another Finalize().
 //
 // Thread-safety: not thread-safe; one evaluation at a time (like every Facts).
 #ifndef GATEHOUSE_POLICY_MEMORY_FACTS_H_
@@ -94,6 +100,15 @@ class MemoryFacts final : public Facts {
   bool fail = false;  // every lookup returns kError (tests of fail-closed behaviour)
   mutable uint64_t lookups = 0;
 
+  MemoryFacts() = default;
+  // Copies rebuild the index over their own maps (it points into the maps); moves keep it
+  // (unordered_map moves keep their nodes).
+  MemoryFacts(const MemoryFacts& o);
+  MemoryFacts& operator=(const MemoryFacts& o);
+  MemoryFacts(MemoryFacts&&) = default;
+  MemoryFacts& operator=(MemoryFacts&&) = default;
+  ~MemoryFacts() override = default;
+
   void Finalize();
 
   Lookup User(std::string_view user, UserFacts* out) noexcept override;
@@ -105,6 +120,29 @@ class MemoryFacts final : public Facts {
                              WorkspaceMembershipFacts* out) noexcept override;
   Lookup Attr(Entity entity, std::string_view id, std::string_view key,
               Value* out) noexcept override;
+
+ private:
+  enum class Kind : uint8_t { kUser, kOrg, kWorkspace, kOrgMember, kWorkspaceMember };
+  // One index entry: the key (views into the maps' keys) and pointers to the records (unordered
+  // map nodes don't move on insert or rehash). rec == nullptr: empty slot.
+  struct Slot {
+    uint64_t hash = 0;
+    uint64_t head_a = 0, head_b = 0;  // the keys' head words (memory_facts.cc: Part)
+    std::string_view a, b;       // id; or (user, org|workspace) for memberships
+    const void* rec = nullptr;   // UserRec, OrgRec, WorkspaceRec, role string, WorkspaceMember
+    const void* rec2 = nullptr;  // kWorkspaceMember: its WorkspaceRec
+  };
+  void Insert(Kind kind, std::string_view a, std::string_view b, const void* rec,
+              const void* rec2);
+  // The slot for (kind, a, b), or nullptr when the index doesn't hold it.
+  const Slot* Find(Kind kind, std::string_view a, std::string_view b) const noexcept;
+  const UserRec* FindUser(std::string_view id) const noexcept;
+  const OrgRec* FindOrg(std::string_view id) const noexcept;
+  const WorkspaceRec* FindWorkspace(std::string_view id) const noexcept;
+
+  std::vector<Slot> index_;  // power-of-two size, at most half full; empty before Finalize()
+  uint64_t mask_ = 0;
+  int shift_ = 63;  // 64 - log2(index_.size()): a slot is the hash's top bits
 };
 
 }  // namespace gatehouse::policy

@@ -24,13 +24,19 @@ namespace internal {
 
 void NameMap::Build(const std::vector<std::string_view>& keys) {
   size_t cap = 8;
-  while (cap < keys.size() * 2) cap <<= 1;
+  int bits = 3;
+  while (cap < keys.size() * 2) {
+    cap <<= 1;
+    ++bits;
+  }
   slots_.assign(cap, Slot{});
   mask_ = cap - 1;
+  shift_ = 64 - bits;
   for (size_t k = 0; k < keys.size(); ++k) {
-    uint64_t h = Hash(keys[k]) & mask_;
+    const uint64_t head = Head(keys[k]);
+    uint64_t h = Hash(keys[k], head) >> shift_;
     while (slots_[h].value != kNone) h = (h + 1) & mask_;
-    slots_[h] = Slot{keys[k], static_cast<uint32_t>(k)};
+    slots_[h] = Slot{keys[k], head, static_cast<uint32_t>(k)};
   }
 }
 

@@ -21,32 +21,52 @@ namespace gatehouse::policy::internal {
 inline constexpr uint32_t kNone = 0xffffffffu;
 
 // Open-addressing string_view -> uint32 map (keys must outlive it). Lookups never allocate.
+// Each slot keeps its key's head word (LoadTail of up to 8 bytes, injective for a given length;
+// else the first 8 bytes): keys of up to 8 bytes (role names) compare without reloading their
+// bytes, longer ones (action names) compare only the bytes past the head.
 class NameMap {
  public:
   void Build(const std::vector<std::string_view>& keys);  // value = index in keys
 
   // kNone if absent. Inline: called on every request (action and role names).
-  uint32_t Find(std::string_view key) const noexcept {
+  [[gnu::always_inline]] uint32_t Find(std::string_view key) const noexcept {
     if (slots_.empty()) return kNone;
-    uint64_t h = Hash(key) & mask_;
+    const uint64_t head = Head(key);
+    const size_t n = key.size();
+    uint64_t h = Hash(key, head) >> shift_;
     while (true) {
       const Slot& s = slots_[h];
       if (s.value == kNone) return kNone;
-      if (SvEqual(s.key, key)) return s.value;
+      if (s.head == head && s.key.size() == n &&
+          (n <= 8 || BytesEqual(s.key.data() + 8, key.data() + 8, n - 8))) {
+        return s.value;
+      }
       h = (h + 1) & mask_;
     }
   }
 
-  // On the request path (action and role names): see HashName.
-  static uint64_t Hash(std::string_view s) noexcept { return HashName(s); }
+  // On the request path (action and role names): up to 8 bytes, one multiply of the head word
+  // already loaded; longer, HashName. Slots are indexed by the top bits (Fibonacci hashing).
+  [[gnu::always_inline]] static uint64_t Head(std::string_view s) noexcept {
+    if (s.size() <= 8) return LoadTail(s.data(), s.size());
+    uint64_t w;
+    std::memcpy(&w, s.data(), 8);
+    return w;
+  }
+  [[gnu::always_inline]] static uint64_t Hash(std::string_view s, uint64_t head) noexcept {
+    if (s.size() > 8) return HashName(s);
+    return (head ^ (s.size() * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+  }
 
  private:
   struct Slot {
     std::string_view key;
+    uint64_t head = 0;
     uint32_t value = kNone;
   };
   std::vector<Slot> slots_;
   uint64_t mask_ = 0;
+  int shift_ = 63;  // 64 - log2(slots_.size())
 };
 
 enum class Scope : uint8_t { kOrg, kWorkspace };

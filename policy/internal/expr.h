@@ -117,37 +117,37 @@ struct RtValue {
 
   std::string_view s() const noexcept { return std::string_view(str, n); }
 
-  static RtValue Null() noexcept { RtValue v; v.kind = Kind::kNull; return v; }
-  static RtValue Bool(bool x) noexcept { RtValue v; v.kind = Kind::kBool; v.b = x; return v; }
-  static RtValue Int(int64_t x) noexcept { RtValue v; v.kind = Kind::kInt; v.i = x; return v; }
-  static RtValue Double(double x) noexcept {
+  [[gnu::always_inline]] static RtValue Null() noexcept { RtValue v; v.kind = Kind::kNull; return v; }
+  [[gnu::always_inline]] static RtValue Bool(bool x) noexcept { RtValue v; v.kind = Kind::kBool; v.b = x; return v; }
+  [[gnu::always_inline]] static RtValue Int(int64_t x) noexcept { RtValue v; v.kind = Kind::kInt; v.i = x; return v; }
+  [[gnu::always_inline]] static RtValue Double(double x) noexcept {
     RtValue v;
     v.kind = Kind::kDouble;
     v.d = x;
     return v;
   }
-  static RtValue String(std::string_view x) noexcept {
+  [[gnu::always_inline]] static RtValue String(std::string_view x) noexcept {
     RtValue v;
     v.kind = Kind::kString;
     v.str = x.data();
     v.n = static_cast<uint32_t>(x.size());
     return v;
   }
-  static RtValue StrList(std::span<const std::string_view> l) noexcept {
+  [[gnu::always_inline]] static RtValue StrList(std::span<const std::string_view> l) noexcept {
     RtValue v;
     v.kind = Kind::kStrList;
     v.strs = l.data();
     v.n = static_cast<uint32_t>(l.size());
     return v;
   }
-  static RtValue ValList(const RtValue* items, uint32_t count) noexcept {
+  [[gnu::always_inline]] static RtValue ValList(const RtValue* items, uint32_t count) noexcept {
     RtValue v;
     v.kind = Kind::kValList;
     v.vals = items;
     v.n = count;
     return v;
   }
-  static RtValue From(const Value& x) noexcept {
+  [[gnu::always_inline]] static RtValue From(const Value& x) noexcept {
     switch (x.kind) {
       case Value::Kind::kMissing: return RtValue();
       case Value::Kind::kNull: return Null();
