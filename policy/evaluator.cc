@@ -1,6 +1,7 @@
 // Evaluate / ListAllowedActions: the built-in decision skeleton (docs/policy.md §5) over a
 // CompiledPolicy. No heap allocation, no exceptions, no locks.
 #include <cstring>
+#include <new>
 
 #include "policy/internal/compiled.h"
 #include "policy/internal/expr_run.h"
@@ -93,7 +94,6 @@ class Env final {
   std::string_view org_id;
   OrgFacts org;
   bool has_ws = false;
-  WorkspaceFacts ws;
   OrgMembershipFacts om;
   bool has_wm = false;
   WorkspaceMembershipFacts wm;
@@ -102,10 +102,15 @@ class Env final {
   uint32_t eff_ws_role = kNone;
   bool implied = false;
   uint32_t action = kNone;
+  uint64_t org_role_bit = 0;  // 1 << org_role if org_role < 64, else 0
+  uint64_t ws_role_bit = 0;   // 1 << eff_ws_role if eff_ws_role < 64, else 0
 
   enum class UserState : uint8_t { kUnloaded, kFound, kMissing };
   UserState user_state = UserState::kUnloaded;
-  UserFacts user;
+  // Constructed by LoadUser (not zeroed per request): read only when user_state is kFound.
+  union {
+    UserFacts user;
+  };
   AttrMemo resource_attrs;
   AttrMemo context_attrs;
 
@@ -202,6 +207,7 @@ class Env final {
 
   // The Facts calls live out of line so Load itself stays a small leaf function.
   __attribute__((noinline)) bool LoadUser() noexcept {
+    new (&user) UserFacts();
     Lookup l = facts.User(req.user, &user);
     if (l == Lookup::kError) return false;
     user_state = l == Lookup::kFound ? UserState::kFound : UserState::kMissing;
@@ -233,17 +239,19 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
     // Workspace() read is skipped. Its result (found / not found / error) is only acted on at
     // the membership step below, so decisions are identical to reading Workspace() first.
     wm_lookup = env.facts.WorkspaceMembership(req.user, req.workspace, &env.wm);
+    std::string_view ws_org;
     if (wm_lookup == Lookup::kFound && !env.wm.org.empty()) {
-      env.ws.id = req.workspace;
-      env.ws.org = env.wm.org;
+      ws_org = env.wm.org;
     } else {
-      Lookup l = env.facts.Workspace(req.workspace, &env.ws);
+      WorkspaceFacts ws;
+      Lookup l = env.facts.Workspace(req.workspace, &ws);
       if (l == Lookup::kError) { *d = Deny("internal"); return false; }
       if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
+      ws_org = ws.org;
     }
-    if (!req.org.empty() && req.org != env.ws.org) { *d = Deny("scope_mismatch"); return false; }
+    if (!req.org.empty() && req.org != ws_org) { *d = Deny("scope_mismatch"); return false; }
     env.has_ws = true;
-    env.org_id = env.ws.org;
+    env.org_id = ws_org;
   }
   Lookup l = env.facts.Org(env.org_id, &env.org);
   if (l == Lookup::kError) { *d = Deny("internal"); return false; }
@@ -266,10 +274,12 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
       env.implied = true;
     }
   }
+  env.org_role_bit = env.org_role < 64 ? uint64_t{1} << env.org_role : 0;
+  env.ws_role_bit = env.eff_ws_role < 64 ? uint64_t{1} << env.eff_ws_role : 0;
   return true;
 }
 
-__attribute__((always_inline)) inline bool RuleRolesMatch(const Env& env,
+__attribute__((noinline)) bool RuleRolesMatch(const Env& env,
                                                           const internal::RuleDef& r,
                                                           Scope scope) noexcept {
   if (r.roles_count == 0) return true;
@@ -298,26 +308,37 @@ template <bool kCached>
 __attribute__((always_inline)) inline int FirstMatch(Env& env, uint32_t begin, uint32_t end,
                                                      Scope scope, ConditionCache* cache,
                                                      Decision* d) noexcept {
+  using internal::RuleRef;
   const CompiledPolicy& p = env.policy;
+  const RuleRef* refs = p.rule_list.data();
+  // The requester's roles as bits (ids >= 64 have none: only kRoleList rules can name them).
+  const uint64_t role_mask = env.org_role_bit | (scope == Scope::kWorkspace ? env.ws_role_bit : 0);
   for (uint32_t k = begin; k < end; ++k) {
-    const uint32_t rule = p.rule_list[k];
-    const internal::RuleDef& r = p.rules[rule];
-    if (!r.overlay_org.empty() && r.overlay_org != env.org_id) continue;
-    if (!RuleRolesMatch(env, r, scope)) continue;
+    const RuleRef& ref = refs[k];
+    const uint8_t flags = ref.flags;
+    if (!(flags & RuleRef::kAnyRole)) {
+      if (flags & RuleRef::kRoleList) {
+        if (!RuleRolesMatch(env, p.rules[ref.rule], scope)) continue;
+      } else if ((ref.role_bits & role_mask) == 0) {
+        continue;
+      }
+    }
+    if ((flags & RuleRef::kOverlay) && p.rules[ref.rule].overlay_org != env.org_id) continue;
     bool match = true;  // no condition: the rule matches
-    if (r.condition.present) {
+    if (flags & RuleRef::kCondition) {
+      const uint32_t rule = ref.rule;
       const bool cacheable =
-          kCached && !r.condition.uses_action && rule < ConditionCache::kCachedRules;
+          kCached && !(flags & RuleRef::kUsesAction) && rule < ConditionCache::kCachedRules;
       const uint64_t bit = uint64_t{1} << (rule % 64);
       if (cacheable && (cache->known[rule / 64] & bit)) {
         match = (cache->value[rule / 64] & bit) != 0;
       } else {
-        bool error = false;
-        match = internal::RunProgram(p.pool, r.condition, env, &error);
-        if (error) {
-          *d = Deny("internal", r.id);
+        const internal::Truth t = internal::Interpreter<Env>(p.pool, env).Run(ref.entry);
+        if (t == internal::Truth::kError) {
+          *d = Deny("internal", p.rules[rule].id);
           return -1;
         }
+        match = t == internal::Truth::kTrue;
         if (cacheable) {
           cache->known[rule / 64] |= bit;
           if (match) cache->value[rule / 64] |= bit;
@@ -325,6 +346,7 @@ __attribute__((always_inline)) inline int FirstMatch(Env& env, uint32_t begin, u
       }
     }
     if (match) {
+      const internal::RuleDef& r = p.rules[ref.rule];
       d->allow = !r.deny;
       d->rule = r.id;
       d->reason = r.reason;

@@ -393,6 +393,71 @@ TEST(EvaluatorRankTest, HigherOwnRoleBeatsImpliedRole) {
 namespace gatehouse::policy {
 namespace {
 
+// Rule roles are tested as a 64-bit mask for role ids < 64 and through the rule's role list
+// otherwise (CompiledPolicy::rule_list, RuleRef): 70 org and 70 workspace roles, so ids on both
+// sides of 64 and ids equal modulo 64 exist. Rule ri (roles [wi], with a condition) allows
+// workspace action wa<i>; rule oi (roles [oi], no condition) allows org action oa<i> and
+// workspace action ox<i>. Exactly the holder of the rule's role is allowed.
+TEST(EvaluatorRoleMaskTest, RuleRolesOnBothSidesOfBit64) {
+  constexpr int kRoles = 70;
+  std::string y = "actions:\n  org: [";
+  for (int i = 0; i < kRoles; ++i) y += (i ? ", oa" : "oa") + std::to_string(i);
+  y += "]\n  workspace: [";
+  for (int i = 0; i < kRoles; ++i) {
+    y += (i ? ", wa" : "wa") + std::to_string(i) + ", ox" + std::to_string(i);
+  }
+  y += "]\nroles:\n  org:\n";
+  for (int i = 0; i < kRoles; ++i) y += "    o" + std::to_string(i) + ": {}\n";
+  y += "  workspace:\n";
+  for (int i = 0; i < kRoles; ++i) y += "    w" + std::to_string(i) + ": {rank: 1}\n";
+  y += "rules:\n";
+  for (int i = 0; i < kRoles; ++i) {
+    const std::string n = std::to_string(i);
+    y += "  - {id: r" + n + ", effect: allow, roles: [w" + n + "], actions: [wa" + n +
+         "], condition: 'resource.type == \"t\"'}\n";
+    y += "  - {id: o" + n + ", effect: allow, roles: [o" + n + "], actions: [oa" + n + ", ox" +
+         n + "]}\n";
+  }
+  // Two roles in one rule, one on each side of 64 whatever the id order.
+  y += "  - {id: pair, effect: allow, roles: [w3, w68], actions: [wa5]}\n";
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources({{"p.yaml", y}}, &issues);
+  ASSERT_TRUE(p) << issues[0].ToString();
+  MemoryFacts mf;
+  const int holders[] = {0, 1, 3, 5, 63, 64, 65, 68, 69};
+  for (int j : holders) {
+    const std::string u = "u" + std::to_string(j);
+    mf.orgs["o"].members[u] = "o" + std::to_string(j);
+    mf.workspaces["w"].members[u] = {"w" + std::to_string(j), "", {}, "", {}};
+  }
+  mf.workspaces["w"].org = "o";
+  mf.Finalize();
+  for (int j : holders) {
+    const std::string u = "u" + std::to_string(j);
+    for (int i = 0; i < kRoles; ++i) {
+      const std::string n = std::to_string(i);
+      Request r;
+      r.user = u;
+      r.workspace = "w";
+      r.resource_type = "t";
+      r.action = "wa" + n;
+      Decision d = Evaluate(*p, r, mf);
+      const bool pair = i == 5 && (j == 3 || j == 68);
+      EXPECT_EQ(d.allow, i == j || pair) << u << " wa" << n;
+      if (d.allow) EXPECT_EQ(d.rule, pair && i != j ? "pair" : "r" + n) << u << " wa" << n;
+      r.action = "ox" + n;  // workspace action, org role
+      d = Evaluate(*p, r, mf);
+      EXPECT_EQ(d.allow, i == j) << u << " ox" << n;
+      r.workspace = {};
+      r.org = "o";
+      r.action = "oa" + n;
+      d = Evaluate(*p, r, mf);
+      EXPECT_EQ(d.allow, i == j) << u << " oa" << n;
+      if (d.allow) EXPECT_EQ(d.rule, "o" + n);
+    }
+  }
+}
+
 TEST(EvaluatorListTest, ActionDependentConditionsAreNotMemoized) {
   std::vector<Issue> issues;
   auto p = LoadPolicySources(

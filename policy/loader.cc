@@ -72,6 +72,29 @@ bool ValidRuleId(std::string_view s) {
   });
 }
 
+// The rule loop's record for rule `k` of p (p.rules and p.rule_roles already filled).
+internal::RuleRef MakeRuleRef(const CompiledPolicy& p, uint32_t k) {
+  const RuleDef& r = p.rules[k];
+  internal::RuleRef ref;
+  ref.rule = k;
+  if (r.roles_count == 0) ref.flags |= internal::RuleRef::kAnyRole;
+  for (uint32_t j = 0; j < r.roles_count; ++j) {
+    const uint32_t role = p.rule_roles[r.roles_begin + j];
+    if (role < 64) {
+      ref.role_bits |= uint64_t{1} << role;
+    } else {
+      ref.flags |= internal::RuleRef::kRoleList;
+    }
+  }
+  if (!r.overlay_org.empty()) ref.flags |= internal::RuleRef::kOverlay;
+  if (r.condition.present) {
+    ref.flags |= internal::RuleRef::kCondition;
+    ref.entry = r.condition.entry;
+    if (r.condition.uses_action) ref.flags |= internal::RuleRef::kUsesAction;
+  }
+  return ref;
+}
+
 struct Bitset {
   std::vector<uint64_t> w;
   explicit Bitset(size_t n = 0) : w((n + 63) / 64, 0) {}
@@ -760,13 +783,13 @@ class Loader {
       p->deny_begin[a] = static_cast<uint32_t>(p->rule_list.size());
       for (size_t k = 0; k < rules_.size(); ++k) {
         if (rules_[k].deny && rules_[k].actions.Test(a)) {
-          p->rule_list.push_back(static_cast<uint32_t>(k));
+          p->rule_list.push_back(MakeRuleRef(*p, static_cast<uint32_t>(k)));
         }
       }
       p->allow_begin[a] = static_cast<uint32_t>(p->rule_list.size());
       for (size_t k = 0; k < rules_.size(); ++k) {
         if (!rules_[k].deny && rules_[k].actions.Test(a)) {
-          p->rule_list.push_back(static_cast<uint32_t>(k));
+          p->rule_list.push_back(MakeRuleRef(*p, static_cast<uint32_t>(k)));
         }
       }
     }

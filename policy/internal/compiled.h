@@ -95,6 +95,23 @@ struct RuleDef {
   Program condition;
 };
 
+// One entry of an action's rule list: what the rule loop needs, precomputed at load time so a
+// rule that does not apply costs a few instructions (no RuleDef load, no overlay string compare
+// unless the rule is an overlay's, roles as a bit test).
+struct RuleRef {
+  enum Flags : uint8_t {
+    kAnyRole = 1,    // no roles: matches every member
+    kRoleList = 2,   // a role id >= 64: test rule_roles instead of role_bits
+    kOverlay = 4,    // overlay rule: applies only when RuleDef::overlay_org is the request's org
+    kCondition = 8,  // has a condition (its branch program starts at `entry`)
+    kUsesAction = 16,  // the condition reads action.*
+  };
+  uint64_t role_bits = 0;  // bit r set iff role id r (< 64) is one of the rule's roles
+  uint32_t rule = 0;       // index into CompiledPolicy::rules
+  uint32_t entry = kStepAccept;
+  uint8_t flags = 0;
+};
+
 }  // namespace gatehouse::policy::internal
 
 namespace gatehouse::policy {
@@ -116,7 +133,7 @@ class CompiledPolicy {
   // [allow_begin[a] .. deny_begin[a+1]).
   std::vector<uint32_t> deny_begin;   // actions.size() + 1
   std::vector<uint32_t> allow_begin;  // actions.size()
-  std::vector<uint32_t> rule_list;
+  std::vector<internal::RuleRef> rule_list;
   internal::ProgramPool pool;
   std::vector<std::string> grant_rule_ids;  // "role:<name>" per role
   PolicyInfo info;
