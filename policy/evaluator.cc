@@ -279,9 +279,10 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
   return true;
 }
 
-__attribute__((noinline)) bool RuleRolesMatch(const Env& env,
-                                                          const internal::RuleDef& r,
-                                                          Scope scope) noexcept {
+// The rule's role list against the requester's roles. Out of line: the rule loop calls it only
+// for rules naming a role id >= 64 (RuleRef::kRoleList); the others are a bit test.
+__attribute__((noinline)) bool RuleRolesMatch(const Env& env, const internal::RuleDef& r,
+                                              Scope scope) noexcept {
   if (r.roles_count == 0) return true;
   const uint32_t* roles = env.policy.rule_roles.data() + r.roles_begin;
   for (uint32_t k = 0; k < r.roles_count; ++k) {
