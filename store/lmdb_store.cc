@@ -138,13 +138,22 @@ class LmdbReadTxn : public internal::KvReader {
     if (!kv_.Begin()) return false;
     // Same snapshot as last time (no commit since): the revision cannot have changed, skip the
     // gh.meta read (~1.2k instructions, ~10% of a check; docs/benchmarks.md).
+    //
+    // mdb_txn_id() alone does not name the snapshot: mdb_txn_renew reads the last txn id T
+    // first and copies the DB roots from meta page T&1 afterwards, and if the writer commits
+    // T+1 and T+2 in between (the reader descheduled for that long), the roots are T+2's while
+    // the id still says T. So the cached revision is used (and stored) only while the newest
+    // committed txn is still T: then no T+1 has completed, no T+2 can have started, and meta
+    // page T&1 was T's when the roots were copied (OrgCacheStoreTest.OneCachePerWorkerThread
+    // served stale org rows ~3% of runs before this check).
     const size_t id = kv_.TxnId();
-    if (id != 0 && id == rev_txn_id_) {
+    const bool quiet = id != 0 && LastCommittedTxnId() == id;
+    if (quiet && id == rev_txn_id_) {
       set_rev(rev_of_txn_);
       return true;
     }
     if (!LoadRevision()) return false;
-    rev_txn_id_ = id;
+    rev_txn_id_ = quiet ? id : 0;
     rev_of_txn_ = Revision();
     return true;
   }
@@ -155,6 +164,13 @@ class LmdbReadTxn : public internal::KvReader {
   }
 
  private:
+  // The newest committed write txn (meta pages; no lock, no page read). 0 on error.
+  size_t LastCommittedTxnId() const noexcept {
+    MDB_envinfo info;
+    if (mdb_env_info(env_->handle(), &info) != 0) return 0;
+    return info.me_last_txnid;
+  }
+
   std::shared_ptr<lmdb::env> env_;  // keeps the environment open while this reader lives
   LmdbReadKv kv_;
   size_t rev_txn_id_ = 0;  // snapshot whose revision is cached in rev_of_txn_
