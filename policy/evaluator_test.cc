@@ -436,21 +436,23 @@ TEST(EvaluatorRoleMaskTest, RuleRolesOnBothSidesOfBit64) {
     const std::string u = "u" + std::to_string(j);
     for (int i = 0; i < kRoles; ++i) {
       const std::string n = std::to_string(i);
+      // The request holds views: the action names must outlive each Evaluate.
+      const std::string wa = "wa" + n, ox = "ox" + n, oa = "oa" + n;
       Request r;
       r.user = u;
       r.workspace = "w";
       r.resource_type = "t";
-      r.action = "wa" + n;
+      r.action = wa;
       Decision d = Evaluate(*p, r, mf);
       const bool pair = i == 5 && (j == 3 || j == 68);
       EXPECT_EQ(d.allow, i == j || pair) << u << " wa" << n;
       if (d.allow) EXPECT_EQ(d.rule, pair && i != j ? "pair" : "r" + n) << u << " wa" << n;
-      r.action = "ox" + n;  // workspace action, org role
+      r.action = ox;  // workspace action, org role
       d = Evaluate(*p, r, mf);
       EXPECT_EQ(d.allow, i == j) << u << " ox" << n;
       r.workspace = {};
       r.org = "o";
-      r.action = "oa" + n;
+      r.action = oa;
       d = Evaluate(*p, r, mf);
       EXPECT_EQ(d.allow, i == j) << u << " oa" << n;
       if (d.allow) EXPECT_EQ(d.rule, "o" + n);
