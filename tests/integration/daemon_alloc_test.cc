@@ -17,25 +17,7 @@
 #include "policy/policy.h"
 #include "store/store.h"
 
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<uint64_t> g_allocs{0};
-}  // namespace
-
-// Sanitizer builds own the allocator (replacing it here confuses ASan's new/delete pairing);
-// the test only runs in plain builds.
-#ifndef GATEHOUSE_SANITIZER
-void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) { return operator new(n); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-#endif
+#include "daemon/counting_new_test.h"  // counts global operator new (g_counting, g_allocs)
 
 namespace gatehouse::daemon {
 namespace {
