@@ -5,6 +5,7 @@
 
 #include "policy/internal/compiled.h"
 #include "policy/internal/expr_run.h"
+#include "policy/internal/frame.h"
 #include "policy/policy.h"
 
 namespace gatehouse::policy {
@@ -85,22 +86,22 @@ class AttrMemo {
 class Env final {
  public:
   Env(const CompiledPolicy& p, const Request& r, Facts& f) noexcept
-      : policy(p), req(r), facts(f) {}
+      : policy(p), req(r), facts(f), bases(frame, r) {}
 
   const CompiledPolicy& policy;
   const Request& req;
   Facts& facts;
 
+  // The org, the memberships and the derived values the condition leaves read in place
+  // (frame.h states the invariants Resolve keeps).
+  internal::Frame frame;
+  const internal::Bases bases;
   std::string_view org_id;
-  OrgFacts org;
   bool has_ws = false;
-  OrgMembershipFacts om;
   bool has_wm = false;
-  WorkspaceMembershipFacts wm;
   uint32_t org_role = kNone;        // role id of the org membership (kNone: undeclared)
   uint32_t own_ws_role = kNone;
   uint32_t eff_ws_role = kNone;
-  bool implied = false;
   uint32_t action = kNone;
   uint64_t org_role_bit = 0;  // 1 << org_role if org_role < 64, else 0
   uint64_t ws_role_bit = 0;   // 1 << eff_ws_role if eff_ws_role < 64, else 0
@@ -125,12 +126,40 @@ class Env final {
     return id;
   }
 
-  // Inlined into the interpreter's operand loader (one dispatch per variable read).
-  // key_id: index into policy.pool.names for attribute variables (kNoKey otherwise).
+  // Request attributes for RunFast's attribute leaves (base: kBaseResourceAttrs or
+  // kBaseContextAttrs).
+  [[gnu::always_inline]] RtValue RequestAttr(uint8_t base, uint32_t key_id) noexcept {
+    return base == internal::kBaseResourceAttrs
+               ? resource_attrs.Find(req.resource_attrs, Key(key_id), key_id)
+               : context_attrs.Find(req.context_attrs, Key(key_id), key_id);
+  }
+
+  // Decision-program tests (expr_run.h RunSteps); scope: 0 org, 1 workspace.
+  [[gnu::always_inline]] uint64_t RoleMask(uint8_t scope) const noexcept {
+    return org_role_bit | (scope != 0 ? ws_role_bit : 0);
+  }
+  bool RuleRolesMatch(uint32_t rule, uint8_t scope) const noexcept;
+  [[gnu::always_inline]] bool OverlayApplies(uint32_t rule) const noexcept {
+    return policy.rules[rule].overlay_org == org_id;
+  }
+  [[gnu::always_inline]] uint32_t GrantRole(uint8_t scope) const noexcept {
+    return scope == 0 ? org_role : eff_ws_role;
+  }
+  [[gnu::always_inline]] bool Grants(uint8_t scope) const noexcept {
+    const uint32_t role = GrantRole(scope);
+    return role != kNone && policy.Grants(role, action);
+  }
+
+  // The generic leaves' variable loader. key_id: index into policy.pool.names for attribute
+  // variables (kNoKey otherwise). Slot variables read the frame exactly as RunFast does.
   __attribute__((always_inline)) bool LoadKeyed(Var var, uint32_t key_id,
                                                 RtValue* out) noexcept {
+    const internal::Slot slot = internal::kSlots.s[static_cast<int>(var)];
+    if (slot.rep != internal::Rep::kNone) {
+      *out = internal::ReadSlot(bases, slot);
+      return true;
+    }
     switch (var) {
-      case Var::kUserId: *out = Str(req.user); return true;
       case Var::kUserEmail:
       case Var::kUserEmailVerified:
         if (user_state == UserState::kUnloaded && !LoadUser()) return false;
@@ -141,46 +170,13 @@ class Env final {
         }
         return true;
       case Var::kUserAttr: return LoadAttr(Facts::Entity::kUser, req.user, Key(key_id), out);
-      case Var::kOrgId: *out = Str(org.id.empty() ? org_id : org.id); return true;
-      case Var::kOrgPlan: *out = Str(org.plan); return true;
-      case Var::kOrgStatus: *out = Str(org.status); return true;
-      case Var::kOrgSuspended: *out = Bool(org.suspended); return true;
-      case Var::kOrgFeatures: *out = List(org.features); return true;
-      case Var::kOrgSeats: *out = Int(org.seats); return true;
-      case Var::kOrgMembers: *out = Int(org.members); return true;
-      case Var::kOrgPendingInvitations: *out = Int(org.pending_invitations); return true;
-      case Var::kOrgMembersAndPending:
-        *out = Int(org.members + org.pending_invitations);
-        return true;
-      case Var::kOrgWorkspaces: *out = Int(org.workspaces); return true;
-      case Var::kOrgWorkspaceLimit: *out = Int(org.workspace_limit); return true;
-      case Var::kOrgSsoEnabled: *out = Bool(org.sso_enabled); return true;
-      case Var::kOrgSsoEnforced: *out = Bool(org.sso_enforced); return true;
-      case Var::kOrgSsoIdp: *out = Str(org.sso_idp); return true;
-      case Var::kOrgSsoExemptRoles: *out = List(org.sso_exempt_roles); return true;
       case Var::kOrgAttr: return LoadAttr(Facts::Entity::kOrg, org_id, Key(key_id), out);
-      case Var::kWorkspaceId: *out = has_ws ? Str(req.workspace) : RtValue(); return true;
       case Var::kWorkspaceAttr:
         if (!has_ws) {
           *out = RtValue();
           return true;
         }
         return LoadAttr(Facts::Entity::kWorkspace, req.workspace, Key(key_id), out);
-      case Var::kMemberOrgRole: *out = Str(om.role); return true;
-      case Var::kMemberWorkspaceRole: *out = has_wm ? Str(wm.role) : RtValue(); return true;
-      case Var::kMemberEffectiveRole:
-        *out = eff_ws_role == kNone ? RtValue() : Str(policy.roles[eff_ws_role].name);
-        return true;
-      case Var::kMemberImplied: *out = Bool(implied); return true;
-      case Var::kMemberFlags:
-        *out = (has_wm && !implied) ? List(wm.flags) : List(StringList());
-        return true;
-      case Var::kMemberTeam: *out = (has_wm && !implied) ? Str(wm.team) : RtValue(); return true;
-      case Var::kMemberContactVisibility:
-        *out = (has_wm && !implied) ? Str(wm.contact_visibility) : RtValue();
-        return true;
-      case Var::kResourceType: *out = Str(req.resource_type); return true;
-      case Var::kResourceId: *out = Str(req.resource_id); return true;
       case Var::kResourceAttr:
         *out = resource_attrs.Find(req.resource_attrs, Key(key_id), key_id);
         return true;
@@ -188,13 +184,11 @@ class Env final {
       case Var::kActionScope:
         *out = Str(policy.actions[action].scope == Scope::kOrg ? "org" : "workspace");
         return true;
-      case Var::kCtxAuthMethod: *out = Str(req.auth_method); return true;
-      case Var::kCtxAuthIdp: *out = Str(req.auth_idp); return true;
-      case Var::kCtxAuthAgeS: *out = req.auth_age_s < 0 ? RtValue() : Int(req.auth_age_s); return true;
-      case Var::kCtxClient: *out = Str(req.client); return true;
       case Var::kCtxAttr:
         *out = context_attrs.Find(req.context_attrs, Key(key_id), key_id);
         return true;
+      default:
+        break;
     }
     *out = RtValue();
     return true;
@@ -227,6 +221,7 @@ class Env final {
 // (env filled in); else *d holds the built-in decision.
 bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcept {
   const Request& req = env.req;
+  internal::Frame& f = env.frame;
   Lookup wm_lookup = Lookup::kNotFound;
   if (req.workspace.empty()) {
     if ((need_action_scope && scope == Scope::kWorkspace) || req.org.empty()) {
@@ -238,10 +233,10 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
     // The user's workspace membership is read first: when it carries the workspace's org, the
     // Workspace() read is skipped. Its result (found / not found / error) is only acted on at
     // the membership step below, so decisions are identical to reading Workspace() first.
-    wm_lookup = env.facts.WorkspaceMembership(req.user, req.workspace, &env.wm);
+    wm_lookup = env.facts.WorkspaceMembership(req.user, req.workspace, &f.wm);
     std::string_view ws_org;
-    if (wm_lookup == Lookup::kFound && !env.wm.org.empty()) {
-      ws_org = env.wm.org;
+    if (wm_lookup == Lookup::kFound && !f.wm.org.empty()) {
+      ws_org = f.wm.org;
     } else {
       WorkspaceFacts ws;
       Lookup l = env.facts.Workspace(req.workspace, &ws);
@@ -253,17 +248,21 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
     env.has_ws = true;
     env.org_id = ws_org;
   }
-  Lookup l = env.facts.Org(env.org_id, &env.org);
+  Lookup l = env.facts.Org(env.org_id, &f.org);
   if (l == Lookup::kError) { *d = Deny("internal"); return false; }
   if (l == Lookup::kNotFound) { *d = Deny("not_found"); return false; }
-  l = env.facts.OrgMembership(req.user, env.org_id, &env.om);
+  l = env.facts.OrgMembership(req.user, env.org_id, &f.om);
   if (l == Lookup::kError) { *d = Deny("internal"); return false; }
   if (l == Lookup::kNotFound || req.user.empty()) { *d = Deny("not_member"); return false; }
-  env.org_role = env.ResolveRole(env.om.role, Scope::kOrg);
+  env.org_role = env.ResolveRole(f.om.role, Scope::kOrg);
   if (env.has_ws) {
     if (wm_lookup == Lookup::kError) { *d = Deny("internal"); return false; }
     env.has_wm = wm_lookup == Lookup::kFound;
-    if (env.has_wm) env.own_ws_role = env.ResolveRole(env.wm.role, Scope::kWorkspace);
+    if (env.has_wm) {
+      env.own_ws_role = env.ResolveRole(f.wm.role, Scope::kWorkspace);
+    } else {
+      f.wm = WorkspaceMembershipFacts();  // whatever a miss left behind reads as absent
+    }
     uint32_t implied =
         env.org_role == kNone ? kNone : env.policy.roles[env.org_role].implied;
     env.eff_ws_role = env.own_ws_role;
@@ -271,9 +270,16 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
         (env.own_ws_role == kNone ||
          env.policy.roles[implied].rank > env.policy.roles[env.own_ws_role].rank)) {
       env.eff_ws_role = implied;
-      env.implied = true;
+      f.implied = true;
+      // An implied role carries none of the explicit membership's restrictions.
+      f.wm.team = {};
+      f.wm.flags = {};
+      f.wm.contact_visibility = {};
     }
+    if (env.eff_ws_role != kNone) f.effective_role = env.policy.roles[env.eff_ws_role].name;
   }
+  f.org_id = f.org.id.empty() ? env.org_id : f.org.id;
+  f.members_and_pending = f.org.members + f.org.pending_invitations;
   env.org_role_bit = env.org_role < 64 ? uint64_t{1} << env.org_role : 0;
   env.ws_role_bit = env.eff_ws_role < 64 ? uint64_t{1} << env.eff_ws_role : 0;
   return true;
@@ -281,7 +287,7 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
 
 // The rule's role list against the requester's roles. Out of line: the rule loop calls it only
 // for rules naming a role id >= 64 (RuleRef::kRoleList); the others are a bit test.
-__attribute__((noinline)) bool RuleRolesMatch(const Env& env, const internal::RuleDef& r,
+__attribute__((noinline)) bool RolesMatch(const Env& env, const internal::RuleDef& r,
                                               Scope scope) noexcept {
   if (r.roles_count == 0) return true;
   const uint32_t* roles = env.policy.rule_roles.data() + r.roles_begin;
@@ -292,6 +298,10 @@ __attribute__((noinline)) bool RuleRolesMatch(const Env& env, const internal::Ru
     }
   }
   return false;
+}
+
+bool Env::RuleRolesMatch(uint32_t rule, uint8_t scope) const noexcept {
+  return RolesMatch(*this, policy.rules[rule], static_cast<Scope>(scope));
 }
 
 // Per-request memo of rule conditions that don't depend on the action (ListAllowedActions
@@ -319,7 +329,7 @@ __attribute__((always_inline)) inline int FirstMatch(Env& env, uint32_t begin, u
     const uint8_t flags = ref.flags;
     if (!(flags & RuleRef::kAnyRole)) {
       if (flags & RuleRef::kRoleList) {
-        if (!RuleRolesMatch(env, p.rules[ref.rule], scope)) continue;
+        if (!RolesMatch(env, p.rules[ref.rule], scope)) continue;
       } else if ((ref.role_bits & role_mask) == 0) {
         continue;
       }
@@ -334,7 +344,7 @@ __attribute__((always_inline)) inline int FirstMatch(Env& env, uint32_t begin, u
       if (cacheable && (cache->known[rule / 64] & bit)) {
         match = (cache->value[rule / 64] & bit) != 0;
       } else {
-        const internal::Truth t = internal::Interpreter<Env>(p.pool, env).Run(ref.entry);
+        const internal::Truth t = internal::RunFast(p.pool, env.bases, env, ref.entry);
         if (t == internal::Truth::kError) {
           *d = Deny("internal", p.rules[rule].id);
           return -1;
@@ -365,14 +375,34 @@ Decision Decide(Env& env, uint32_t a, ConditionCache* cache) noexcept {
   if (action.scope == Scope::kWorkspace && !env.has_ws) return Deny("scope_required");
   env.action = a;
   Decision d;
+  const uint32_t entry = kCached ? kNone : p.decision_entry[a];
+  if (entry != kNone) {  // the action's decision program: one run of the step loop
+    uint32_t err_rule = kNone;
+    const uint32_t end =
+        internal::RunSteps(p.decision_steps.data(), p.pool, env.bases, env, entry, &err_rule);
+    if (end < internal::kEndGrant) {
+      const internal::RuleDef& r = p.rules[end - internal::kEndRule];
+      d.allow = !r.deny;
+      d.rule = r.id;
+      d.reason = r.reason;
+      return d;
+    }
+    if (end == internal::kEndGrant) {
+      d.allow = true;
+      d.rule = p.grant_rule_ids[env.GrantRole(static_cast<uint8_t>(action.scope))];
+      d.reason = kGranted;
+      return d;
+    }
+    if (end == internal::kEndNoPermission) return Deny(kNoPermission);
+    return Deny("internal", p.rules[err_rule].id);
+  }
   if (FirstMatch<kCached>(env, p.deny_begin[a], p.allow_begin[a], action.scope, cache, &d) != 0) {
     if (d.allow) d = Deny("internal");  // cannot happen: deny list holds deny rules only
     return d;
   }
-  uint32_t grant_role = action.scope == Scope::kOrg ? env.org_role : env.eff_ws_role;
-  if (grant_role != kNone && p.Grants(grant_role, a)) {
+  if (env.Grants(static_cast<uint8_t>(action.scope))) {
     d.allow = true;
-    d.rule = p.grant_rule_ids[grant_role];
+    d.rule = p.grant_rule_ids[env.GrantRole(static_cast<uint8_t>(action.scope))];
     d.reason = kGranted;
     return d;
   }

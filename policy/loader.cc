@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "policy/internal/compiled.h"
+#include "policy/internal/decision.h"
 #include "policy/internal/yaml_util.h"
 #include "policy/policy.h"
 
@@ -795,6 +796,7 @@ class Loader {
     }
     p->deny_begin[n] = static_cast<uint32_t>(p->rule_list.size());
     p->pool = std::move(pool_);
+    internal::BuildDecisionPrograms(p.get());
     // Digest: FNV-1a 64 over names and texts, in load order.
     uint64_t h = 1469598103934665603ull;
     auto mix = [&](std::string_view s) {

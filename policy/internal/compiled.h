@@ -134,6 +134,10 @@ class CompiledPolicy {
   std::vector<uint32_t> deny_begin;   // actions.size() + 1
   std::vector<uint32_t> allow_begin;  // actions.size()
   std::vector<internal::RuleRef> rule_list;
+  // Per action: the entry of its decision program in decision_steps (internal/decision.h),
+  // or kNone (the rule loop over rule_list decides).
+  std::vector<internal::FStep> decision_steps;
+  std::vector<uint32_t> decision_entry;
   internal::ProgramPool pool;
   std::vector<std::string> grant_rule_ids;  // "role:<name>" per role
   PolicyInfo info;

@@ -1,6 +1,7 @@
 #include "policy/internal/expr.h"
 
 #include "policy/internal/expr_run.h"
+#include "policy/internal/frame.h"
 
 #include <cctype>
 #include <charconv>
@@ -786,6 +787,122 @@ uint32_t Thread(ProgramPool* pool, uint32_t idx, uint32_t on_true, uint32_t on_f
   }
 }
 
+// The operand-resolved form of one step (FStep): a specialised op when every operand is a
+// slot variable, a request attribute or a constant of the right shape, else kGeneric. Each case
+// states why it equals the generic leaf (expr_run.h Leaf / RtCompare / RtIn).
+FStep ResolveStep(const ProgramPool& pool, uint32_t index) {
+  const Step& st = pool.steps[index];
+  const Node& n = st.leaf;
+  FStep f;
+  f.next[0] = st.next[static_cast<int>(Truth::kFalse)];
+  f.next[1] = st.next[static_cast<int>(Truth::kTrue)];
+  auto is_var = [](const Operand& o) { return o.kind == Operand::Kind::kVar; };
+  auto slot = [&](const Operand& o) { return is_var(o) ? SlotOf(o.var) : Slot{}; };
+  auto is_attr = [&](const Operand& o) {
+    return is_var(o) && (o.var == Var::kResourceAttr || o.var == Var::kCtxAttr);
+  };
+  auto set_a = [&](Slot s) { f.abase = s.base; f.aoff = s.off; };
+  auto set_b = [&](Slot s) { f.bbase = s.base; f.boff = s.off; };
+  auto set_attr = [&](const Operand& o) {
+    f.abase = o.var == Var::kResourceAttr ? kBaseResourceAttrs : kBaseContextAttrs;
+    f.arg2 = o.idx;
+  };
+  auto int_const = [&](const Operand& o) {
+    return o.kind == Operand::Kind::kConst && pool.consts[o.idx].kind == RtValue::Kind::kInt;
+  };
+  const Slot sa = slot(n.a), sb = slot(n.b);
+  switch (n.kind) {
+    case Node::Kind::kVarTruth:  // a bool is never "not a bool"
+      if (sa.rep == Rep::kBool) { f.op = FOp::kBool; set_a(sa); }
+      break;
+    case Node::Kind::kHas:
+      if (sa.rep == Rep::kStr) { f.op = FOp::kStrHas; set_a(sa); }
+      else if (sa.rep == Rep::kIntOpt) { f.op = FOp::kIntOptHas; set_a(sa); }
+      else if (is_attr(n.a)) { f.op = FOp::kAttrHas; set_attr(n.a); }
+      break;
+    case Node::Kind::kVarEqStr:
+    case Node::Kind::kVarNeStr: {
+      // StrConstEq: equal iff the value is a string with the constant's bytes. A slot string is
+      // never "" (that is absent), so the constant must be non-empty for the length test alone
+      // to rule out an absent value.
+      const bool eq = n.kind == Node::Kind::kVarEqStr;
+      if (sa.rep == Rep::kStr && pool.consts[n.b.idx].n != 0) {
+        f.op = eq ? FOp::kStrEqC : FOp::kStrNeC;
+        set_a(sa);
+        f.arg = n.b.idx;
+      } else if (is_attr(n.a)) {
+        f.op = eq ? FOp::kAttrEqC : FOp::kAttrNeC;
+        set_attr(n.a);
+        f.arg = n.b.idx;
+      }
+      break;
+    }
+    case Node::Kind::kVarInStrs:  // false unless a string equal to an item
+      if (sa.rep == Rep::kStr) { f.op = FOp::kStrInC; set_a(sa); f.arg = n.b.idx; }
+      else if (is_attr(n.a)) { f.op = FOp::kAttrInC; set_attr(n.a); f.arg = n.b.idx; }
+      break;
+    case Node::Kind::kStrInVar:  // a list slot is always a string list
+      if (sb.rep == Rep::kList) { f.op = FOp::kCInList; set_a(sb); f.arg = n.a.idx; }
+      break;
+    case Node::Kind::kVarCmpVar:
+      if (n.cmp == Op::kEq || n.cmp == Op::kNe) {
+        // Both strings: byte equality; either absent: only != holds; a present non-string
+        // attribute never equals a string. == and != are symmetric, and neither kind of load
+        // can fail, so the operands may be swapped.
+        const bool eq = n.cmp == Op::kEq;
+        if (sa.rep == Rep::kStr && sb.rep == Rep::kStr) {
+          f.op = eq ? FOp::kStrEqStr : FOp::kStrNeStr;
+          set_a(sa);
+          set_b(sb);
+        } else if (is_attr(n.a) && sb.rep == Rep::kStr) {
+          f.op = eq ? FOp::kAttrEqStr : FOp::kAttrNeStr;
+          set_attr(n.a);
+          set_b(sb);
+        } else if (sa.rep == Rep::kStr && is_attr(n.b)) {
+          f.op = eq ? FOp::kAttrEqStr : FOp::kAttrNeStr;
+          set_attr(n.b);
+          set_b(sa);
+        }
+      }
+      if (f.op == FOp::kGeneric && sa.rep == Rep::kInt && sb.rep == Rep::kInt) {
+        f.op = FOp::kIntCmpInt;  // two present ints: integer order
+        f.cmp = n.cmp;
+        set_a(sa);
+        set_b(sb);
+      }
+      break;
+    case Node::Kind::kVarCmpConst:
+      if ((sa.rep == Rep::kInt || sa.rep == Rep::kIntOpt) && int_const(n.b)) {
+        f.op = sa.rep == Rep::kInt ? FOp::kIntCmpC : FOp::kIntOptCmpC;  // absent: only !=
+        f.cmp = n.cmp;
+        set_a(sa);
+        f.arg = n.b.idx;
+      }
+      break;
+    case Node::Kind::kIn:  // RtIn: absent is in nothing; a string against a string list
+      if (sa.rep == Rep::kStr && sb.rep == Rep::kList) {
+        f.op = FOp::kStrInList;
+        set_a(sa);
+        set_b(sb);
+      }
+      break;
+    default:
+      break;
+  }
+  if (f.op == FOp::kGeneric) {  // the step whose Node to run, and where a non-bool goes
+    f.arg = index;
+    f.arg2 = st.next[static_cast<int>(Truth::kNotBool)];
+  }
+  return f;
+}
+
+// Appends the FStep of every step added since the last call.
+void ResolveSteps(ProgramPool* pool) {
+  for (size_t i = pool->fsteps.size(); i < pool->steps.size(); ++i) {
+    pool->fsteps.push_back(ResolveStep(*pool, static_cast<uint32_t>(i)));
+  }
+}
+
 }  // namespace
 
 bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Program* out,
@@ -806,7 +923,10 @@ bool CompileExpr(std::string_view text, size_t max_depth, ProgramPool* pool, Pro
   }
   Lowerer lowerer(parser.nodes(), pool);
   out->root = lowerer.Lower(root);
+  out->steps_begin = static_cast<uint32_t>(pool->steps.size());
   out->entry = Thread(pool, out->root, kStepAccept, kStepReject, kStepReject);
+  out->steps_end = static_cast<uint32_t>(pool->steps.size());
+  ResolveSteps(pool);
   out->present = true;
   out->uses_action = false;
   for (const AstNode& n : parser.nodes()) {

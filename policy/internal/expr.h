@@ -96,6 +96,61 @@ struct Step {
 inline constexpr uint32_t kStepAccept = 0xfffffffeu;  // the condition holds
 inline constexpr uint32_t kStepReject = 0xffffffffu;  // it does not
 
+// Ends of a program other than a step index (every step index is below kEndRule):
+//   condition programs end at kStepAccept / kStepReject;
+//   decision programs (CompiledPolicy::decision_steps, one per action) end at
+//   kEndRule + r (rule r matched), kEndGrant (the requester's role grants the action) or
+//   kEndNoPermission; a facts failure ends any program with kEndError.
+inline constexpr uint32_t kEndRule = 0x80000000u;
+inline constexpr uint32_t kEndGrant = 0xfffffff0u;
+inline constexpr uint32_t kEndNoPermission = 0xfffffff1u;
+inline constexpr uint32_t kEndError = 0xfffffff2u;
+
+// The same branch program with operands resolved at load time (ProgramPool::fsteps, one per
+// step, same indices and successors): a leaf over variables with a slot (frame.h: Frame and
+// Request fields) reads them at a constant offset; request-attribute leaves read the request's
+// attribute lists; everything else is kGeneric (the step's Node through the Interpreter).
+// Specialised ops give exactly the generic leaf's result; they only ever give true or false.
+// Decision programs add the rule loop's own tests (kRoleBits .. kGrant).
+enum class FOp : uint8_t {
+  kGeneric,     // steps[arg].leaf through Interpreter::RunLeaf; not a bool: continue at arg2
+  kBool,        // bool at a
+  kStrHas,      // string at a present
+  kIntOptHas,   // optional int at a present
+  kStrEqC,      // string at a == consts[arg] (a non-empty string constant)
+  kStrNeC,      // string at a != consts[arg]
+  kStrInC,      // string at a in lists[arg] (string items)
+  kCInList,     // consts[arg] (a string) in list at a
+  kStrInList,   // string at a in list at b
+  kStrEqStr,    // string at a == string at b
+  kStrNeStr,
+  kIntCmpC,     // int at a <cmp> consts[arg] (an int)
+  kIntOptCmpC,  // optional int at a <cmp> consts[arg] (an int)
+  kIntCmpInt,   // int at a <cmp> int at b
+  kAttrHas,     // request attribute (abase: resource / context; key id arg2) present
+  kAttrEqC,     // attribute == consts[arg] (a string)
+  kAttrNeC,
+  kAttrInC,     // attribute in lists[arg] (string items)
+  kAttrEqStr,   // attribute == string at b
+  kAttrNeStr,
+  kLastLeaf = kAttrNeStr,
+  // Decision programs only (abase: the action's scope, 0 org / 1 workspace).
+  kRoleBits,    // one of the requester's roles (ids < 64) is in the mask arg | arg2 << 32
+  kRoleList,    // one of the requester's roles is among rule `rule`'s roles (any ids)
+  kOverlay,     // rule `rule` is an overlay rule of the request's org
+  kGrant,       // the requester's role in the action's scope grants the action
+};
+struct FStep {
+  FOp op = FOp::kGeneric;
+  Op cmp = Op::kEq;
+  uint8_t abase = 0, bbase = 0;
+  uint16_t aoff = 0, boff = 0;
+  uint32_t arg = 0;
+  uint32_t arg2 = 0;
+  uint32_t next[2] = {kStepReject, kStepReject};  // indexed by the result (false, true)
+  uint32_t rule = 0xffffffffu;  // decision programs: the rule this step tests (for kEndError)
+};
+
 struct ListConst {
   uint32_t begin;
   uint32_t count;
@@ -165,6 +220,7 @@ struct ProgramPool {
   std::vector<Node> nodes;
   std::vector<uint32_t> children;
   std::vector<Step> steps;  // branch programs (Program::entry)
+  std::vector<FStep> fsteps;  // the same programs, operands resolved (one per step)
   std::vector<RtValue> consts;
   std::vector<RtValue> list_items;
   std::vector<ListConst> lists;
@@ -181,6 +237,8 @@ struct Program {
   uint32_t entry = kStepAccept;  // branch-program form (steps); same result as the tree
   bool present = false;      // false: no condition (always true)
   bool uses_action = false;  // reads action.* (its value may differ between actions)
+  uint32_t steps_begin = 0;  // its steps: [steps_begin, steps_end) of pool.steps / fsteps
+  uint32_t steps_end = 0;
 };
 
 inline constexpr size_t kMaxExprBytes = 4096;

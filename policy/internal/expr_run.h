@@ -9,6 +9,7 @@
 
 #include "policy/internal/bytes.h"
 #include "policy/internal/expr.h"
+#include "policy/internal/frame.h"
 
 namespace gatehouse::policy::internal {
 
@@ -108,6 +109,9 @@ class Interpreter {
     }
     return step == kStepAccept ? Truth::kTrue : Truth::kFalse;
   }
+
+  // One leaf (a step's Node): the generic path of RunFast.
+  Truth RunLeaf(const Node& n) noexcept { return Leaf(n); }
 
   // Tree evaluation (operands that are sub-expressions, e.g. `(a && b) == c`).
   Truth Eval(uint32_t idx) noexcept {
@@ -261,6 +265,185 @@ class Interpreter {
   const ProgramPool& pool_;
   Vars& vars_;
 };
+
+[[gnu::always_inline]] inline bool CmpInt(Op op, int64_t x, int64_t y) noexcept {
+  switch (op) {
+    case Op::kEq: return x == y;
+    case Op::kNe: return x != y;
+    case Op::kLt: return x < y;
+    case Op::kLe: return x <= y;
+    case Op::kGt: return x > y;
+    case Op::kGe: return x >= y;
+  }
+  return false;
+}
+
+[[gnu::always_inline]] inline bool StrEqConst(std::string_view v, const RtValue& c) noexcept {
+  return v.size() == c.n && BytesEqual(v.data(), c.str, c.n);
+}
+
+// RunFast's generic leaves, out of line so the fast loop stays small.
+template <typename Vars>
+[[gnu::noinline]] Truth RunGenericLeaf(const ProgramPool& pool, Vars& vars,
+                                       uint32_t step) noexcept {
+  return Interpreter<Vars>(pool, vars).RunLeaf(pool.steps[step].leaf);
+}
+
+// Runs an operand-resolved program (ProgramPool::fsteps for a condition, or a decision
+// program) from `step` and returns where it ended: kStepAccept / kStepReject for a condition,
+// kEndRule + r / kEndGrant / kEndNoPermission for a decision, or kEndError after a facts
+// failure (*err_rule = the failing step's rule). Leaves give exactly what Interpreter::Run
+// gives over the same steps.
+// Vars: as for Interpreter (LoadKeyed, for generic leaves), plus
+//   RtValue RequestAttr(uint8_t base, uint32_t key_id)  (kBaseResourceAttrs / kBaseContextAttrs)
+//   uint64_t RoleMask(uint8_t scope); bool RuleRolesMatch(uint32_t rule, uint8_t scope);
+//   bool OverlayApplies(uint32_t rule); bool Grants(uint8_t scope)  (decision programs)
+// all noexcept. `b`: the Frame and Request the slot variables are read from.
+template <typename Vars>
+uint32_t RunSteps(const FStep* fs, const ProgramPool& pool, const Bases& b, Vars& vars,
+                  uint32_t step, uint32_t* err_rule) noexcept {
+  while (step < kEndRule) {
+    const FStep& s = fs[step];
+    bool r;
+    switch (s.op) {
+      case FOp::kBool:
+        r = BoolAt(b, s.abase, s.aoff);
+        break;
+      case FOp::kStrHas:
+        r = !StrAt(b, s.abase, s.aoff).empty();
+        break;
+      case FOp::kIntOptHas:
+        r = IntAt(b, s.abase, s.aoff) >= 0;
+        break;
+      case FOp::kStrEqC:
+        r = StrEqConst(StrAt(b, s.abase, s.aoff), pool.consts[s.arg]);
+        break;
+      case FOp::kStrNeC:
+        r = !StrEqConst(StrAt(b, s.abase, s.aoff), pool.consts[s.arg]);
+        break;
+      case FOp::kStrInC: {
+        const std::string_view v = StrAt(b, s.abase, s.aoff);
+        r = false;
+        if (!v.empty()) {
+          const ListConst& lc = pool.lists[s.arg];
+          const RtValue* items = pool.list_items.data() + lc.begin;
+          for (uint32_t k = 0; k < lc.count; ++k) {
+            if (StrEqConst(v, items[k])) { r = true; break; }
+          }
+        }
+        break;
+      }
+      case FOp::kCInList: {
+        const StringList l = ListAt(b, s.abase, s.aoff);
+        const RtValue& c = pool.consts[s.arg];
+        r = false;
+        for (const std::string_view& item : l) {
+          if (StrEqConst(item, c)) { r = true; break; }
+        }
+        break;
+      }
+      case FOp::kStrInList: {
+        const std::string_view v = StrAt(b, s.abase, s.aoff);
+        r = false;
+        if (!v.empty()) {
+          for (const std::string_view& item : ListAt(b, s.bbase, s.boff)) {
+            if (SvEqual(item, v)) { r = true; break; }
+          }
+        }
+        break;
+      }
+      case FOp::kStrEqStr:
+      case FOp::kStrNeStr: {
+        const std::string_view x = StrAt(b, s.abase, s.aoff);
+        const std::string_view y = StrAt(b, s.bbase, s.boff);
+        r = (!x.empty() && SvEqual(x, y)) == (s.op == FOp::kStrEqStr);
+        break;
+      }
+      case FOp::kIntCmpC:
+        r = CmpInt(s.cmp, IntAt(b, s.abase, s.aoff), pool.consts[s.arg].i);
+        break;
+      case FOp::kIntOptCmpC: {
+        const int64_t v = IntAt(b, s.abase, s.aoff);
+        r = v < 0 ? s.cmp == Op::kNe : CmpInt(s.cmp, v, pool.consts[s.arg].i);
+        break;
+      }
+      case FOp::kIntCmpInt:
+        r = CmpInt(s.cmp, IntAt(b, s.abase, s.aoff), IntAt(b, s.bbase, s.boff));
+        break;
+      case FOp::kAttrHas:
+        r = vars.RequestAttr(s.abase, s.arg2).kind != RtValue::Kind::kMissing;
+        break;
+      case FOp::kAttrEqC:
+      case FOp::kAttrNeC: {
+        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
+        r = (v.kind == RtValue::Kind::kString && RtStrEq(v, pool.consts[s.arg])) ==
+            (s.op == FOp::kAttrEqC);
+        break;
+      }
+      case FOp::kAttrInC: {
+        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
+        r = false;
+        if (v.kind == RtValue::Kind::kString) {
+          const ListConst& lc = pool.lists[s.arg];
+          const RtValue* items = pool.list_items.data() + lc.begin;
+          for (uint32_t k = 0; k < lc.count; ++k) {
+            if (RtStrEq(v, items[k])) { r = true; break; }
+          }
+        }
+        break;
+      }
+      case FOp::kAttrEqStr:
+      case FOp::kAttrNeStr: {
+        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
+        const std::string_view y = StrAt(b, s.bbase, s.boff);
+        r = (v.kind == RtValue::Kind::kString && !y.empty() && v.n == y.size() &&
+             BytesEqual(v.str, y.data(), y.size())) == (s.op == FOp::kAttrEqStr);
+        break;
+      }
+      case FOp::kRoleBits:
+        r = (vars.RoleMask(s.abase) & (uint64_t{s.arg2} << 32 | s.arg)) != 0;
+        break;
+      case FOp::kRoleList:
+        r = vars.RuleRolesMatch(s.rule, s.abase);
+        break;
+      case FOp::kOverlay:
+        r = vars.OverlayApplies(s.rule);
+        break;
+      case FOp::kGrant:
+        r = vars.Grants(s.abase);
+        break;
+      default: {  // kGeneric
+        const Truth t = RunGenericLeaf(pool, vars, s.arg);
+        if (t == Truth::kError) {
+          *err_rule = s.rule;
+          return kEndError;
+        }
+        step = t == Truth::kNotBool ? s.arg2 : s.next[static_cast<int>(t)];
+        continue;
+      }
+    }
+    // A branch, not an indexed load: the next step's address then does not wait for this
+    // leaf's loads and compare (the CPU runs ahead on the predicted branch). The empty asm
+    // keeps GCC from turning the branch back into a select.
+    if (r) {
+      step = s.next[1];
+      asm volatile("" : "+r"(step));
+    } else {
+      step = s.next[0];
+    }
+  }
+  return step;
+}
+
+// A condition program (ProgramPool::fsteps from Program::entry): kTrue, kFalse or kError,
+// exactly as Interpreter::Run.
+template <typename Vars>
+[[gnu::always_inline]] inline Truth RunFast(const ProgramPool& pool, const Bases& b, Vars& vars,
+                                            uint32_t step) noexcept {
+  uint32_t err_rule;
+  const uint32_t end = RunSteps(pool.fsteps.data(), pool, b, vars, step, &err_rule);
+  return end == kStepAccept ? Truth::kTrue : end == kEndError ? Truth::kError : Truth::kFalse;
+}
 
 // Runs `program`: true iff the condition holds. On a facts failure returns false and sets
 // *error = true.
