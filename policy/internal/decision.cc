@@ -126,12 +126,12 @@ void ThreadJumps(std::vector<FStep>* steps) {
 
 }  // namespace
 
-void BuildDecisionPrograms(CompiledPolicy* p, size_t max_steps) {
+void BuildDecisionPrograms(CompiledPolicy* p, size_t max_steps, bool thread_jumps) {
   p->decision_steps.clear();
   p->decision_entry.assign(p->actions.size(), kNone);
   Builder b(p);
   for (uint32_t a = 0; a < p->actions.size(); ++a) p->decision_entry[a] = b.Action(a, max_steps);
-  ThreadJumps(&p->decision_steps);
+  if (thread_jumps) ThreadJumps(&p->decision_steps);
   p->decision_steps.shrink_to_fit();
 }
 

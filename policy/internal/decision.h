@@ -32,7 +32,9 @@ namespace gatehouse::policy::internal {
 inline constexpr size_t kMaxDecisionSteps = size_t{1} << 19;  // ~14 MiB of FStep
 
 // Fills p->decision_steps and p->decision_entry from p->rule_list, p->rules and p->pool.
-void BuildDecisionPrograms(CompiledPolicy* p, size_t max_steps = kMaxDecisionSteps);
+// thread_jumps: false only in tests (to compare against the unthreaded programs).
+void BuildDecisionPrograms(CompiledPolicy* p, size_t max_steps = kMaxDecisionSteps,
+                           bool thread_jumps = true);
 
 }  // namespace gatehouse::policy::internal
 

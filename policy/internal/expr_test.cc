@@ -1,6 +1,8 @@
 #include "policy/internal/expr.h"
 #include "policy/internal/bytes.h"
 #include "policy/internal/compiled.h"
+#include "policy/internal/expr_run.h"
+#include "policy/internal/frame.h"
 
 #include <gtest/gtest.h>
 
@@ -345,6 +347,204 @@ TEST(ExprTest, CommonShapesCompileToSpecialisedLeaves) {
     ASSERT_EQ(e.pool.steps.size(), 1u) << c.text;
     EXPECT_EQ(e.pool.steps[0].leaf.kind, c.kind) << c.text;
   }
+}
+
+TEST(ExprTest, CommonShapesResolveToFastOps) {
+  struct Case {
+    const char* text;
+    FOp op;
+  } cases[] = {
+      {"org.suspended", FOp::kBool},
+      {"has(membership.team)", FOp::kStrHas},
+      {"has(context.auth.age_s)", FOp::kIntOptHas},
+      {"org.status == 'A'", FOp::kStrEqC},
+      {"'A' != org.status", FOp::kStrNeC},
+      {"org.status == ''", FOp::kGeneric},  // "" never equals a slot string: left generic
+      {"org.status in ['A', 'B']", FOp::kStrInC},
+      {"'sso' in org.features", FOp::kCInList},
+      {"membership.org_role in org.sso.exempt_roles", FOp::kStrInList},
+      {"context.auth.idp != org.sso.idp", FOp::kStrNeStr},
+      {"org.members_and_pending >= org.seats", FOp::kIntCmpInt},
+      {"org.seats < 3", FOp::kIntCmpC},
+      {"org.seats < 2.5", FOp::kGeneric},
+      {"context.auth.age_s >= 10", FOp::kIntOptCmpC},
+      {"has(resource.attrs.x)", FOp::kAttrHas},
+      {"resource.attrs.x == 'A'", FOp::kAttrEqC},
+      {"context.x != ''", FOp::kAttrNeC},
+      {"resource.attrs.x in ['A', 'B']", FOp::kAttrInC},
+      {"resource.attrs.x == user.id", FOp::kAttrEqStr},
+      {"user.id != resource.attrs.x", FOp::kAttrNeStr},
+      {"resource.attrs.x == resource.attrs.y", FOp::kGeneric},
+      {"user.email == 'a'", FOp::kGeneric},
+      {"org.seats in [1, 2]", FOp::kGeneric},
+  };
+  for (const Case& c : cases) {
+    Compiled e(c.text);
+    ASSERT_TRUE(e.ok) << c.text;
+    ASSERT_EQ(e.pool.fsteps.size(), 1u) << c.text;
+    EXPECT_EQ(e.pool.fsteps[0].op, c.op) << c.text;
+  }
+}
+
+// Variables for RunFast and RunTree at once: slot variables read a Frame and a Request
+// through ReadSlot (the evaluator's definition), request attributes the Request's lists,
+// user.email / user.attrs.* a map (with an optional failing load).
+class FrameVars final : public VarSource {
+ public:
+  explicit FrameVars(const ProgramPool& pool) : bases(frame, req), pool_(pool) {}
+
+  Frame frame;
+  Request req;
+  const Bases bases;
+  std::map<std::string, RtValue> user;  // "email", "attrs.<key>"
+  bool fail_user = false;
+
+  bool Load(Var var, std::string_view key, RtValue* out) noexcept override {
+    const Slot slot = kSlots.s[static_cast<int>(var)];
+    if (slot.rep != Rep::kNone) {
+      *out = ReadSlot(bases, slot);
+      return true;
+    }
+    switch (var) {
+      case Var::kResourceAttr: *out = Attr(req.resource_attrs, key); return true;
+      case Var::kCtxAttr: *out = Attr(req.context_attrs, key); return true;
+      case Var::kUserEmail:
+      case Var::kUserAttr: {
+        if (fail_user) return false;
+        auto it = user.find(var == Var::kUserEmail ? "email" : "attrs." + std::string(key));
+        *out = it == user.end() ? RtValue() : it->second;
+        return true;
+      }
+      default: *out = RtValue(); return true;
+    }
+  }
+  bool LoadKeyed(Var var, uint32_t key_id, RtValue* out) noexcept {
+    return Load(var, key_id == kNoKey ? std::string_view() : pool_.names[key_id], out);
+  }
+  RtValue RequestAttr(uint8_t base, uint32_t key_id) noexcept {
+    return Attr(base == kBaseResourceAttrs ? req.resource_attrs : req.context_attrs,
+                pool_.names[key_id]);
+  }
+  // Decision-program tests never occur in condition programs.
+  uint64_t RoleMask(uint8_t) const noexcept { return 0; }
+  bool RuleRolesMatch(uint32_t, uint8_t) const noexcept { return false; }
+  bool OverlayApplies(uint32_t) const noexcept { return false; }
+  bool Grants(uint8_t) const noexcept { return false; }
+
+ private:
+  static RtValue Attr(AttrList attrs, std::string_view key) {
+    for (const KeyValue& kv : attrs) {
+      if (kv.key == key) return RtValue::From(kv.value);
+    }
+    return RtValue();
+  }
+  const ProgramPool& pool_;
+};
+
+// The operand-resolved steps (RunFast) against the tree walk over random well-typed
+// expressions using every slot representation, request attributes and generic leaves, with
+// random frames, requests and failing loads: same result, same error.
+TEST(ExprTest, FastStepsMatchTreeWalk) {
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  auto rnd = [&](uint32_t n) {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return static_cast<uint32_t>(seed % n);
+  };
+  static const char* kLits[] = {"'a'", "'b'", "''", "'abcdefghij'"};
+  static const char* kStrs[] = {"user.id", "org.plan", "org.status", "membership.team",
+                                "membership.contact_visibility", "context.auth.method",
+                                "context.auth.idp", "org.sso.idp", "resource.type",
+                                "membership.org_role", "workspace.id", "org.id"};
+  static const char* kBools[] = {"org.suspended", "org.sso.enforced", "membership.implied"};
+  static const char* kInts[] = {"org.seats", "org.members", "org.members_and_pending"};
+  static const char* kLists[] = {"org.features", "membership.flags", "org.sso.exempt_roles"};
+  static const char* kAttrs[] = {"resource.attrs.x", "resource.attrs.y", "context.z"};
+  static const char* kOps[] = {"==", "!=", "<", "<=", ">", ">="};
+  auto str = [&] { return std::string(kStrs[rnd(12)]); };
+  auto attr = [&] { return std::string(kAttrs[rnd(3)]); };
+  auto lit = [&] { return std::string(kLits[rnd(4)]); };
+  auto eqop = [&] { return std::string(rnd(2) ? " == " : " != "); };
+  std::function<std::string(int)> gen = [&](int depth) -> std::string {
+    switch (depth > 3 ? rnd(20) : rnd(25)) {
+      case 0: return kBools[rnd(3)];
+      case 1: return "has(" + (rnd(2) ? str() : attr()) + ")";
+      case 2: return "has(context.auth.age_s)";
+      case 3: return str() + eqop() + lit();
+      case 4: return lit() + eqop() + str();
+      case 5: return attr() + eqop() + lit();
+      case 6: return str() + " in ['a', '', 'b']";
+      case 7: return attr() + " in ['a', 'abcdefghij']";
+      case 8: return lit() + " in " + kLists[rnd(3)];
+      case 9: return str() + " in " + kLists[rnd(3)];
+      case 10: return str() + eqop() + str();
+      case 11: return attr() + eqop() + str();
+      case 12: return str() + eqop() + attr();
+      case 13: return std::string(kInts[rnd(3)]) + " " + kOps[rnd(6)] + " " + kInts[rnd(3)];
+      case 14:
+        return std::string(kInts[rnd(3)]) + " " + kOps[rnd(6)] + (rnd(3) ? " 2" : " 2.5");
+      case 15: return std::string("context.auth.age_s ") + kOps[rnd(6)] + " 2";
+      case 16: return attr() + " " + kOps[rnd(6)] + " " + attr();
+      case 17: return str() + " " + kOps[rnd(6)] + " " + str();
+      case 18: return std::string(rnd(2) ? "user.email" : "user.attrs.q") + eqop() + lit();
+      case 19: return "(" + gen(depth + 1) + ") == " + (rnd(2) ? "true" : kBools[rnd(3)]);
+      case 20: return "!" + gen(depth + 1);
+      case 21:
+      case 22: return "(" + gen(depth + 1) + " && " + gen(depth + 1) + ")";
+      default: return "(" + gen(depth + 1) + " || " + gen(depth + 1) + ")";
+    }
+  };
+  static const char* kVals[] = {"", "a", "b", "abcdefghij"};
+  static const std::string_view kListVals[][3] = {{"a", "b", ""}, {"abcdefghij", "", ""}};
+  auto sv = [&] { return std::string_view(kVals[rnd(4)]); };
+  auto list = [&] { return StringList(kListVals[rnd(2)], rnd(4)); };
+  auto value = [&]() -> Value {
+    switch (rnd(7)) {
+      case 0: return Value::Null();
+      case 1: return Value::Bool(rnd(2) != 0);
+      case 2: return Value::Int(static_cast<int64_t>(rnd(4)));
+      case 3: return Value::Double(2.5);
+      default: return Value::String(kVals[rnd(4)]);
+    }
+  };
+  int compiled = 0, fast_steps = 0, all_steps = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    const std::string text = gen(0);
+    Compiled e(text);
+    if (!e.ok) continue;
+    ++compiled;
+    for (const FStep& f : e.pool.fsteps) fast_steps += f.op != FOp::kGeneric;
+    all_steps += static_cast<int>(e.pool.fsteps.size());
+    for (int trial = 0; trial < 8; ++trial) {
+      FrameVars v(e.pool);
+      Frame& f = v.frame;
+      f.org.plan = sv(); f.org.status = sv(); f.org.sso_idp = sv(); f.org_id = sv();
+      f.om.role = sv(); f.wm.team = sv(); f.wm.contact_visibility = sv();
+      f.org.suspended = rnd(2); f.org.sso_enforced = rnd(2); f.implied = rnd(2);
+      f.org.seats = rnd(4); f.org.members = rnd(4); f.members_and_pending = rnd(4);
+      f.org.features = list(); f.wm.flags = list(); f.org.sso_exempt_roles = list();
+      v.req.user = sv(); v.req.auth_method = sv(); v.req.auth_idp = sv();
+      v.req.resource_type = sv(); v.req.workspace = sv();
+      v.req.auth_age_s = static_cast<int64_t>(rnd(5)) - 1;
+      KeyValue rattrs[2] = {{"x", value()}, {"y", value()}};
+      KeyValue cattrs[1] = {{"z", value()}};
+      v.req.resource_attrs = AttrList(rattrs, rnd(3));
+      v.req.context_attrs = AttrList(cattrs, rnd(2));
+      v.user["email"] = RtValue::String(sv());
+      if (rnd(2)) v.user["attrs.q"] = RtValue::String(sv());
+      v.fail_user = trial == 7;
+      bool tree_error = false;
+      const bool tree = RunTree(e.pool, e.program, v, &tree_error);
+      const Truth fast = RunFast(e.pool, v.bases, v, e.program.entry);
+      ASSERT_EQ(fast == Truth::kError, tree_error) << text;
+      if (!tree_error) {
+        ASSERT_EQ(fast == Truth::kTrue, tree) << text;
+      }
+    }
+  }
+  EXPECT_GT(compiled, 2000);
+  EXPECT_GT(fast_steps * 2, all_steps);  // most leaves take a specialised op
 }
 
 }  // namespace
