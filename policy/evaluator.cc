@@ -39,48 +39,49 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
 [[gnu::always_inline]] inline RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
 [[gnu::always_inline]] inline RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 // Request attributes (resource.attrs.*, context.*): a lookup scans the request's list comparing
-// lengths first, then head words (bytes only past 8). Results are memoized per key id
+// lengths first, then head words (the key's is precomputed: ProgramPool::name_heads; bytes only
+// past 8). Results (a pointer to the request's value, or null) are memoized per key id
 // (ProgramPool::names: equal keys have equal ids) in a small direct-mapped table, so rules
 // testing the same attribute search the list once.
 class AttrMemo {
  public:
   static constexpr size_t kMemo = 16;
 
-  RtValue Find(AttrList attrs, std::string_view key, uint32_t key_id) noexcept {
+  [[gnu::always_inline]] const Value* Find(AttrList attrs, const internal::ProgramPool& pool,
+                                           uint32_t key_id) noexcept {
     const uint32_t slot = key_id % kMemo;
-    Memo& m = memo_[slot];
-    if ((memo_valid_ >> slot & 1u) && m.id == key_id) return m.value;
-    memo_valid_ |= 1u << slot;
-    m.id = key_id;
-    m.value = Search(attrs, key);
-    return m.value;
+    if ((memo_valid_ >> slot & 1u) && ids_[slot] == key_id) return values_[slot];
+    return Miss(attrs, pool, key_id, slot);
   }
 
  private:
-  static RtValue Search(AttrList attrs, std::string_view key) noexcept {
+  [[gnu::noinline]] const Value* Miss(AttrList attrs, const internal::ProgramPool& pool,
+                                      uint32_t key_id, uint32_t slot) noexcept {
+    const std::string_view key = pool.names[key_id];
+    const uint64_t head = pool.name_heads[key_id];
     const size_t n = key.size();
-    const uint64_t head = internal::NameMap::Head(key);
+    const Value* found = nullptr;
     for (const KeyValue& kv : attrs) {
-      if (kv.key.size() == n && internal::NameMap::Head(kv.key) == head &&
+      if (kv.key.size() == n && internal::HeadWord(kv.key) == head &&
           (n <= 8 || internal::BytesEqual(kv.key.data() + 8, key.data() + 8, n - 8))) {
-        return RtValue::From(kv.value);
+        found = &kv.value;
+        break;
       }
     }
-    return RtValue();
+    memo_valid_ |= 1u << slot;
+    ids_[slot] = key_id;
+    values_[slot] = found;
+    return found;
   }
 
-  // Left uninitialized (no per-request clearing): an entry is read only when its bit in
-  // memo_valid_ is set.
-  struct Memo {
-    Memo() {}
-    uint32_t id;
-    union {
-      RtValue value;
-    };
-  };
+  // ids_ / values_ left uninitialized (no per-request clearing): an entry is read only when
+  // its bit in memo_valid_ is set.
   uint32_t memo_valid_ = 0;
-  Memo memo_[kMemo];
+  uint32_t ids_[kMemo];
+  const Value* values_[kMemo];
 };
+
+inline RtValue AttrValue(const Value* v) noexcept { return v ? RtValue::From(*v) : RtValue(); }
 
 // Everything one decision knows about the requester, resolved once per request.
 class Env final {
@@ -128,10 +129,10 @@ class Env final {
 
   // Request attributes for RunFast's attribute leaves (base: kBaseResourceAttrs or
   // kBaseContextAttrs).
-  [[gnu::always_inline]] RtValue RequestAttr(uint8_t base, uint32_t key_id) noexcept {
+  [[gnu::always_inline]] const Value* RequestAttr(uint8_t base, uint32_t key_id) noexcept {
     return base == internal::kBaseResourceAttrs
-               ? resource_attrs.Find(req.resource_attrs, Key(key_id), key_id)
-               : context_attrs.Find(req.context_attrs, Key(key_id), key_id);
+               ? resource_attrs.Find(req.resource_attrs, policy.pool, key_id)
+               : context_attrs.Find(req.context_attrs, policy.pool, key_id);
   }
 
   // Decision-program tests (expr_run.h RunSteps); scope: 0 org, 1 workspace.
@@ -178,14 +179,14 @@ class Env final {
         }
         return LoadAttr(Facts::Entity::kWorkspace, req.workspace, Key(key_id), out);
       case Var::kResourceAttr:
-        *out = resource_attrs.Find(req.resource_attrs, Key(key_id), key_id);
+        *out = AttrValue(resource_attrs.Find(req.resource_attrs, policy.pool, key_id));
         return true;
       case Var::kActionName: *out = Str(policy.actions[action].name); return true;
       case Var::kActionScope:
         *out = Str(policy.actions[action].scope == Scope::kOrg ? "org" : "workspace");
         return true;
       case Var::kCtxAttr:
-        *out = context_attrs.Find(req.context_attrs, Key(key_id), key_id);
+        *out = AttrValue(context_attrs.Find(req.context_attrs, policy.pool, key_id));
         return true;
       default:
         break;

@@ -446,7 +446,9 @@ TEST(EvaluatorRoleMaskTest, RuleRolesOnBothSidesOfBit64) {
       Decision d = Evaluate(*p, r, mf);
       const bool pair = i == 5 && (j == 3 || j == 68);
       EXPECT_EQ(d.allow, i == j || pair) << u << " wa" << n;
-      if (d.allow) EXPECT_EQ(d.rule, pair && i != j ? "pair" : "r" + n) << u << " wa" << n;
+      if (d.allow) {
+        EXPECT_EQ(d.rule, pair && i != j ? "pair" : "r" + n) << u << " wa" << n;
+      }
       r.action = ox;  // workspace action, org role
       d = Evaluate(*p, r, mf);
       EXPECT_EQ(d.allow, i == j) << u << " ox" << n;
@@ -455,7 +457,9 @@ TEST(EvaluatorRoleMaskTest, RuleRolesOnBothSidesOfBit64) {
       r.action = oa;
       d = Evaluate(*p, r, mf);
       EXPECT_EQ(d.allow, i == j) << u << " oa" << n;
-      if (d.allow) EXPECT_EQ(d.rule, "o" + n);
+      if (d.allow) {
+        EXPECT_EQ(d.rule, "o" + n);
+      }
     }
   }
 }

@@ -27,6 +27,16 @@ inline uint64_t LoadTail(const char* p, size_t n) noexcept {
   return w;
 }
 
+// A string's head word: LoadTail of up to 8 bytes (injective for a given length), else its
+// first 8 bytes. Equal strings have equal head words; for strings of one length up to 8 bytes
+// the converse holds too.
+[[gnu::always_inline]] inline uint64_t HeadWord(std::string_view s) noexcept {
+  if (s.size() <= 8) return LoadTail(s.data(), s.size());
+  uint64_t w;
+  std::memcpy(&w, s.data(), 8);
+  return w;
+}
+
 inline bool BytesEqual(const char* a, const char* b, size_t n) noexcept {
   if (n >= 8) {
     // Whole words, then the last 8 bytes (overlapping): no byte loop.

@@ -562,6 +562,7 @@ class Parser {
           key = pool_->Intern(key);
           it = pool_->name_ids.emplace(key, static_cast<uint32_t>(pool_->names.size())).first;
           pool_->names.push_back(key);
+          pool_->name_heads.push_back(HeadWord(key));
         }
         n.arg = it->second;
         return Add(n);

@@ -295,7 +295,8 @@ template <typename Vars>
 // failure (*err_rule = the failing step's rule). Leaves give exactly what Interpreter::Run
 // gives over the same steps.
 // Vars: as for Interpreter (LoadKeyed, for generic leaves), plus
-//   RtValue RequestAttr(uint8_t base, uint32_t key_id)  (kBaseResourceAttrs / kBaseContextAttrs)
+//   const Value* RequestAttr(uint8_t base, uint32_t key_id)  (the request's value, or null;
+//       base kBaseResourceAttrs / kBaseContextAttrs)
 //   uint64_t RoleMask(uint8_t scope); bool RuleRolesMatch(uint32_t rule, uint8_t scope);
 //   bool OverlayApplies(uint32_t rule); bool Grants(uint8_t scope)  (decision programs)
 // all noexcept. `b`: the Frame and Request the slot variables are read from.
@@ -370,34 +371,36 @@ uint32_t RunSteps(const FStep* fs, const ProgramPool& pool, const Bases& b, Vars
       case FOp::kIntCmpInt:
         r = CmpInt(s.cmp, IntAt(b, s.abase, s.aoff), IntAt(b, s.bbase, s.boff));
         break;
-      case FOp::kAttrHas:
-        r = vars.RequestAttr(s.abase, s.arg2).kind != RtValue::Kind::kMissing;
+      case FOp::kAttrHas: {
+        const Value* v = vars.RequestAttr(s.abase, s.arg2);
+        r = v != nullptr && v->kind != Value::Kind::kMissing;
         break;
+      }
       case FOp::kAttrEqC:
       case FOp::kAttrNeC: {
-        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
-        r = (v.kind == RtValue::Kind::kString && RtStrEq(v, pool.consts[s.arg])) ==
-            (s.op == FOp::kAttrEqC);
+        const Value* v = vars.RequestAttr(s.abase, s.arg2);
+        r = (v != nullptr && v->kind == Value::Kind::kString &&
+             StrEqConst(v->s, pool.consts[s.arg])) == (s.op == FOp::kAttrEqC);
         break;
       }
       case FOp::kAttrInC: {
-        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
+        const Value* v = vars.RequestAttr(s.abase, s.arg2);
         r = false;
-        if (v.kind == RtValue::Kind::kString) {
+        if (v != nullptr && v->kind == Value::Kind::kString) {
           const ListConst& lc = pool.lists[s.arg];
           const RtValue* items = pool.list_items.data() + lc.begin;
           for (uint32_t k = 0; k < lc.count; ++k) {
-            if (RtStrEq(v, items[k])) { r = true; break; }
+            if (StrEqConst(v->s, items[k])) { r = true; break; }
           }
         }
         break;
       }
       case FOp::kAttrEqStr:
       case FOp::kAttrNeStr: {
-        const RtValue v = vars.RequestAttr(s.abase, s.arg2);
+        const Value* v = vars.RequestAttr(s.abase, s.arg2);
         const std::string_view y = StrAt(b, s.bbase, s.boff);
-        r = (v.kind == RtValue::Kind::kString && !y.empty() && v.n == y.size() &&
-             BytesEqual(v.str, y.data(), y.size())) == (s.op == FOp::kAttrEqStr);
+        r = (v != nullptr && v->kind == Value::Kind::kString && !y.empty() &&
+             SvEqual(v->s, y)) == (s.op == FOp::kAttrEqStr);
         break;
       }
       case FOp::kRoleBits:

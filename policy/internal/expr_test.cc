@@ -421,9 +421,11 @@ class FrameVars final : public VarSource {
   bool LoadKeyed(Var var, uint32_t key_id, RtValue* out) noexcept {
     return Load(var, key_id == kNoKey ? std::string_view() : pool_.names[key_id], out);
   }
-  RtValue RequestAttr(uint8_t base, uint32_t key_id) noexcept {
-    return Attr(base == kBaseResourceAttrs ? req.resource_attrs : req.context_attrs,
-                pool_.names[key_id]);
+  const Value* RequestAttr(uint8_t base, uint32_t key_id) noexcept {
+    for (const KeyValue& kv : base == kBaseResourceAttrs ? req.resource_attrs : req.context_attrs) {
+      if (kv.key == pool_.names[key_id]) return &kv.value;
+    }
+    return nullptr;
   }
   // Decision-program tests never occur in condition programs.
   uint64_t RoleMask(uint8_t) const noexcept { return 0; }
