@@ -337,6 +337,7 @@ void Service::RecordPolicyInfo(const policy::CompiledPolicy& p) {
   policy::PolicyInfo info = policy::Info(p);
   Json j = {{"name", info.name},       {"digest", info.digest}, {"files", info.files},
             {"rules", info.rules},     {"roles", info.roles},   {"actions", info.actions},
+            {"program_actions", info.program_actions}, {"program_steps", info.program_steps},
             {"loaded_at", NowUnix()}};
   policy_summary_json_ = j.dump();
 }

@@ -817,6 +817,8 @@ class Loader {
     p->info.rules = p->rules.size();
     p->info.roles = p->roles.size();
     p->info.actions = p->actions.size();
+    for (uint32_t e : p->decision_entry) p->info.program_actions += e != kNone;
+    p->info.program_steps = p->decision_steps.size();
     p->info.digest = hex;
     p->info.name = policy_name_;
     return p;

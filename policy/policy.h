@@ -72,6 +72,10 @@ struct PolicyInfo {
   size_t rules = 0;
   size_t roles = 0;
   size_t actions = 0;
+  // Compiled form: actions decided by a decision program (the others by the rule loop: only
+  // when the programs would exceed their step budget) and the programs' total steps.
+  size_t program_actions = 0;
+  size_t program_steps = 0;
   std::string digest;  // hex digest of the sources
   std::string name;    // policy set name from the YAML, if any
 };

@@ -72,6 +72,7 @@ expect 3 "$GH" --socket "$T/nobody.sock" check alice org.view --org acme
 # ---- offline: policy validate / test -------------------------------------------------------
 expect 0 "$GH" policy validate "$SRC/policies/respondio"
 contains "$T/out" "ok:"
+contains "$T/out" "decision programs: "
 mkdir -p "$T/badpolicy"
 printf 'this: [is not\n  valid yaml\n' >"$T/badpolicy/bad.yaml"
 expect 1 "$GH" policy validate "$T/badpolicy"

@@ -249,10 +249,14 @@ int RunPolicyValidate(const Invocation& inv) {
   if (inv.json) {
     std::printf("%s\n", json{{"ok", true}, {"files", info.files}, {"rules", info.rules},
                              {"roles", info.roles}, {"actions", info.actions},
+                             {"program_actions", info.program_actions},
+                             {"program_steps", info.program_steps},
                              {"digest", info.digest}, {"name", info.name}}.dump().c_str());
   } else {
-    std::printf("ok: %s: %zu files, %zu rules, %zu roles, %zu actions (digest %s)\n", dir.c_str(),
-                info.files, info.rules, info.roles, info.actions, info.digest.c_str());
+    std::printf("ok: %s: %zu files, %zu rules, %zu roles, %zu actions (digest %s); "
+                "decision programs: %zu actions, %zu steps\n",
+                dir.c_str(), info.files, info.rules, info.roles, info.actions,
+                info.digest.c_str(), info.program_actions, info.program_steps);
   }
   return kExitOk;
 }

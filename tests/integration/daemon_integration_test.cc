@@ -561,7 +561,11 @@ TEST_F(IntegrationTest, ReloadValidAndInvalid) {
   ASSERT_TRUE(daemon_->ok());
   Conn c = Connect();
   SignUp(c, "alice", "acme");
-  std::string digest = c.Call({{"op", "health"}})["policy"]["digest"];
+  Json h0 = c.Call({{"op", "health"}});
+  std::string digest = h0["policy"]["digest"];
+  // Every action of a small policy gets a decision program.
+  EXPECT_EQ(h0["policy"]["program_actions"], h0["policy"]["actions"]) << h0.dump();
+  EXPECT_GT(h0["policy"]["program_steps"].get<int>(), 0) << h0.dump();
   EXPECT_TRUE(Allowed(c, {{"user", "alice"}, {"action", "org.delete"}, {"org", "acme"}}));
 
   // Invalid policy: the reply lists file:line:col problems; the old policy stays.
