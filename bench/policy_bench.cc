@@ -357,6 +357,9 @@ void BM_CompileSynthetic(benchmark::State& state) {
     benchmark::DoNotOptimize(p);
   }
   state.counters["bytes"] = static_cast<double>(s.text.size());
+  const PolicyInfo info = Info(*s.policy);
+  state.counters["program_steps"] = static_cast<double>(info.program_steps);
+  state.counters["program_actions"] = static_cast<double>(info.program_actions);
 }
 BENCHMARK(BM_CompileSynthetic)->Unit(benchmark::kMillisecond);
 
