@@ -243,14 +243,23 @@ class RecordingVars final : public VarSource {
   }
 };
 
+// A xorshift64 generator of numbers below n (the random-expression tests).
+class XorShift {
+ public:
+  explicit XorShift(uint64_t seed) : seed_(seed) {}
+  uint32_t operator()(uint32_t n) {
+    seed_ ^= seed_ << 13;
+    seed_ ^= seed_ >> 7;
+    seed_ ^= seed_ << 17;
+    return static_cast<uint32_t>(seed_ % n);
+  }
+
+ private:
+  uint64_t seed_;
+};
+
 TEST(ExprTest, BranchProgramsMatchTreeWalk) {
-  uint64_t seed = 0x9e3779b97f4a7c15ull;
-  auto rnd = [&](uint32_t n) {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return static_cast<uint32_t>(seed % n);
-  };
+  XorShift rnd(0x9e3779b97f4a7c15ull);
   static const char* kStrLits[] = {"'a'", "'b'", "''", "'abcdefghij'"};
   static const char* kStrVars[] = {"org.plan", "org.status", "membership.team", "user.id"};
   static const char* kBoolVars[] = {"org.suspended", "membership.implied", "org.sso.enforced"};
@@ -447,13 +456,7 @@ class FrameVars final : public VarSource {
 // expressions using every slot representation, request attributes and generic leaves, with
 // random frames, requests and failing loads: same result, same error.
 TEST(ExprTest, FastStepsMatchTreeWalk) {
-  uint64_t seed = 0x2545f4914f6cdd1dull;
-  auto rnd = [&](uint32_t n) {
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return static_cast<uint32_t>(seed % n);
-  };
+  XorShift rnd(0x2545f4914f6cdd1dull);
   static const char* kLits[] = {"'a'", "'b'", "''", "'abcdefghij'"};
   static const char* kStrs[] = {"user.id", "org.plan", "org.status", "membership.team",
                                 "membership.contact_visibility", "context.auth.method",
