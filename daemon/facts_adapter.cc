@@ -77,7 +77,7 @@ void StoreFacts::FillOrg(const store::OrgView& v, OrgSlot* set) noexcept {
   size_t need = 0;
   for (int i = 0; i < OrgSlot::kAttrs; ++i) need += parts[i].size();
   if (need > kOrgSlotBytes) {
-    ++org_cache_oversize_;
+    org_cache_oversize_.Add();
     return;
   }
   const bool with_attrs = parts[OrgSlot::kAttrs].size() <= kOrgSlotBytes - need;
@@ -188,14 +188,14 @@ Lookup StoreFacts::Org(std::string_view org, policy::OrgFacts* out) noexcept {
   store::OrgView v;
   OrgSlot* set = nullptr;
   if (const OrgSlot* e = FindOrg(org, &set)) {
-    ++org_cache_hits_;
+    org_cache_hits_.Add();
     LoadOrgView(*e, &v);
     ToOrgFacts(v, out);
     return Lookup::kFound;
   }
   if (!reader_->GetOrg(org, &v)) return Miss();
   if (set != nullptr) {
-    ++org_cache_misses_;
+    org_cache_misses_.Add();
     FillOrg(v, set);
   }
   ToOrgFacts(v, out);  // views into the snapshot, as without the cache
@@ -269,7 +269,7 @@ Lookup StoreFacts::Attr(Entity entity, std::string_view id, std::string_view key
       OrgSlot* set = nullptr;
       const OrgSlot* e = FindOrg(id, &set);
       if (e != nullptr && (e->bits & OrgSlot::kHasAttrs)) {
-        ++org_cache_hits_;
+        org_cache_hits_.Add();
         LoadOrgView(*e, &v);
       } else if (!reader_->GetOrg(id, &v)) {  // never fills: Org()'s entry stays intact
         return Miss();

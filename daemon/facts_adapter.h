@@ -39,6 +39,7 @@
 #define GATEHOUSE_DAEMON_FACTS_ADAPTER_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,6 +49,25 @@
 #include "store/store.h"
 
 namespace gatehouse::daemon {
+
+// A counter with one writer (the worker that owns it) that other threads may read (stats,
+// /metrics): relaxed load + store, no locked instruction on the hot path.
+class RelaxedCounter {
+ public:
+  RelaxedCounter() = default;
+  RelaxedCounter(const RelaxedCounter& o) : v_(o.Get()) {}
+  RelaxedCounter& operator=(const RelaxedCounter& o) {
+    v_.store(o.Get(), std::memory_order_relaxed);
+    return *this;
+  }
+  void Add(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t Get() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
 
 class StoreFacts : public policy::Facts {
  public:
@@ -84,10 +104,11 @@ class StoreFacts : public policy::Facts {
   // Org memberships answered from the memoized workspace membership (tests, metrics).
   uint64_t org_role_hits() const { return org_role_hits_; }
   // Org cache: Org() lookups answered from the cache, lookups that read the store while the
-  // cache was usable, and found rows too large to cache (tests, metrics).
-  uint64_t org_cache_hits() const { return org_cache_hits_; }
-  uint64_t org_cache_misses() const { return org_cache_misses_; }
-  uint64_t org_cache_oversize() const { return org_cache_oversize_; }
+  // cache was usable, and found rows too large to cache (tests; stats and /metrics sum them
+  // over the workers, so they may be read from another thread).
+  uint64_t org_cache_hits() const { return org_cache_hits_.Get(); }
+  uint64_t org_cache_misses() const { return org_cache_misses_.Get(); }
+  uint64_t org_cache_oversize() const { return org_cache_oversize_.Get(); }
 
  private:
   struct OrgSlot;
@@ -117,9 +138,9 @@ class StoreFacts : public policy::Facts {
   // Org cache: org_sets_ sets of 2 entries (0: off); org_sets_ is a power of two.
   std::unique_ptr<OrgSlot[]> org_slots_;
   size_t org_sets_ = 0;
-  uint64_t org_cache_hits_ = 0;
-  uint64_t org_cache_misses_ = 0;
-  uint64_t org_cache_oversize_ = 0;
+  RelaxedCounter org_cache_hits_;
+  RelaxedCounter org_cache_misses_;
+  RelaxedCounter org_cache_oversize_;
 };
 
 }  // namespace gatehouse::daemon

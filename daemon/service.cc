@@ -1132,6 +1132,15 @@ Json HistJson(const Histogram& h) {
 }
 }  // namespace
 
+Service::OrgCacheTotals Service::OrgCacheCounts() const {
+  OrgCacheTotals t;
+  for (const auto& w : workers_) {  // fixed once the workers are prepared
+    t.hits += w->facts.org_cache_hits();
+    t.misses += w->facts.org_cache_misses();
+  }
+  return t;
+}
+
 Handler::Disposition Service::Stats(Ctx& c) {
   const auto& ops = OpTable::Get();
   Json opj = Json::object();
@@ -1160,6 +1169,9 @@ Handler::Disposition Service::Stats(Ctx& c) {
                    {"watch_events", k.watch_events.load()},
                    {"batch_memo_hits", k.batch_memo_hits.load()}};
   if (audit_) counters["audit_dropped"] = audit_->dropped();
+  const OrgCacheTotals oc = OrgCacheCounts();
+  counters["org_cache_hits"] = oc.hits;
+  counters["org_cache_misses"] = oc.misses;
   auto up = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
   Json extra = {{"uptime_s", up},
                 {"connections", server_ ? server_->connections() : 0},
@@ -1192,6 +1204,10 @@ std::string Service::RenderPrometheus() const {
   counter("watch_events_total", "Change events streamed to watchers.", k.watch_events.load());
   counter("batch_memo_hits_total", "check_batch fact lookups answered from the previous item.",
           k.batch_memo_hits.load());
+  const OrgCacheTotals oc = OrgCacheCounts();
+  counter("org_cache_hits_total", "Org rows answered from the workers' org caches.", oc.hits);
+  counter("org_cache_misses_total", "Org rows read from the store while the cache was usable.",
+          oc.misses);
   o += "# HELP gatehouse_connections Open connections.\n# TYPE gatehouse_connections gauge\n";
   o += "gatehouse_connections " + std::to_string(server_ ? server_->connections() : 0) + "\n";
   o += "# HELP gatehouse_store_revision Last committed store revision.\n"

@@ -92,6 +92,13 @@ class Service : public Handler {
     std::atomic<uint64_t> batch_memo_hits{0};
   };
   const Counters& counters() const { return counters_; }
+  // The workers' org caches (StoreFacts), summed: lookups answered from a cache, and lookups
+  // that read the store while the cache was usable.
+  struct OrgCacheTotals {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+  };
+  OrgCacheTotals OrgCacheCounts() const;
 
   struct Ctx;  // one request being handled (service.cc)
 

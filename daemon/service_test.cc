@@ -219,6 +219,27 @@ TEST_F(ServiceTest, BatchWithOnePrincipalSharesLookups) {
   EXPECT_GE(svc_->counters().batch_memo_hits.load() - before, 7u) << out;
 }
 
+// The workers' org-cache counters reach stats: the second check of the same org in the same
+// snapshot is answered from the cache.
+TEST_F(ServiceTest, OrgCacheCountersInStats) {
+  const Service::OrgCacheTotals before = svc_->OrgCacheCounts();
+  const std::string check = R"({"op":"check","user":"bob","workspace":"a1","action":"workspace.access"})";
+  Call(check);
+  Call(check);
+  const Service::OrgCacheTotals after = svc_->OrgCacheCounts();
+  EXPECT_GE(after.hits + after.misses - before.hits - before.misses, 2u);
+  EXPECT_GE(after.hits - before.hits, 1u);
+  conn_->peer_.tier = Tier::kOperator;  // stats is operator-only
+  const std::string stats = Call(R"({"op":"stats"})");
+  EXPECT_NE(stats.find("\"org_cache_hits\":" + std::to_string(after.hits)), std::string::npos)
+      << stats;
+  EXPECT_NE(stats.find("\"org_cache_misses\":" + std::to_string(after.misses)), std::string::npos)
+      << stats;
+  EXPECT_NE(svc_->RenderPrometheus().find("gatehouse_org_cache_hits_total " +
+                                           std::to_string(after.hits)),
+            std::string::npos);
+}
+
 TEST_F(ServiceTest, ListUsersWithActionHonoursContext) {
   // beta enforces SSO (org_admin exempt by default): without an SSO context only carol may
   // act; with one, bob (member) may too.
