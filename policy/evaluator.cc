@@ -1,5 +1,6 @@
 // Evaluate / ListAllowedActions: the built-in decision skeleton (docs/policy.md §5) over a
 // CompiledPolicy. No heap allocation, no exceptions, no locks.
+#include <cstdint>
 #include <cstring>
 #include <new>
 
@@ -280,7 +281,10 @@ bool Resolve(Env& env, bool need_action_scope, Scope scope, Decision* d) noexcep
     if (env.eff_ws_role != kNone) f.effective_role = env.policy.roles[env.eff_ws_role].name;
   }
   f.org_id = f.org.id.empty() ? env.org_id : f.org.id;
-  f.members_and_pending = f.org.members + f.org.pending_invitations;
+  // Saturating: the facts are data, and this runs for every request (not only when read).
+  if (__builtin_add_overflow(f.org.members, f.org.pending_invitations, &f.members_and_pending)) {
+    f.members_and_pending = f.org.members < 0 ? INT64_MIN : INT64_MAX;
+  }
   env.org_role_bit = env.org_role < 64 ? uint64_t{1} << env.org_role : 0;
   env.ws_role_bit = env.eff_ws_role < 64 ? uint64_t{1} << env.eff_ws_role : 0;
   return true;
@@ -395,7 +399,10 @@ Decision Decide(Env& env, uint32_t a, ConditionCache* cache) noexcept {
       return d;
     }
     if (end == internal::kEndNoPermission) return Deny(kNoPermission);
-    return Deny("internal", p.rules[err_rule].id);
+    if (end == internal::kEndError && err_rule < p.rules.size()) {
+      return Deny("internal", p.rules[err_rule].id);
+    }
+    return Deny("internal");  // no other end exists; fail closed if one ever did
   }
   if (FirstMatch<kCached>(env, p.deny_begin[a], p.allow_begin[a], action.scope, cache, &d) != 0) {
     if (d.allow) d = Deny("internal");  // cannot happen: deny list holds deny rules only

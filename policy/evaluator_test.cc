@@ -1,6 +1,7 @@
 // The decision skeleton and the example policy end to end, over MemoryFacts.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -618,6 +619,160 @@ TEST_F(EvaluatorTest, WorkspaceMembershipOrgSkipsWorkspaceRead) {
   EXPECT_EQ(Evaluate(*policy_, r, failing).reason, "not_found");
   r.workspace = "w1";
   EXPECT_EQ(Evaluate(*policy_, r, failing).reason, "internal");
+}
+
+}  // namespace
+}  // namespace gatehouse::policy
+
+namespace gatehouse::policy {
+namespace {
+
+// Every variable with a fixed place in the request or the facts, read by a condition in every
+// way a request can resolve: org only; a workspace where the user has an explicit membership;
+// a workspace without one; an org admin whose implied owner role outranks an explicit agent
+// membership; an org action asked with a workspace. Pins the values of docs/policy.md §6.2
+// (the same expectations hold for the engine before operand resolution, commit e3f959a).
+TEST(EvaluatorVariablesTest, EveryVariableInEveryWayARequestResolves) {
+  const std::vector<std::string> probes = {
+      "has(workspace.id)",
+      "workspace.id == \"w1\"",
+      "has(membership.workspace_role)",
+      "membership.workspace_role == \"agent\"",
+      "has(membership.effective_role)",
+      "membership.effective_role == \"agent\"",
+      "membership.effective_role == \"owner\"",
+      "membership.implied",
+      "has(membership.team)",
+      "membership.team == \"t1\"",
+      "\"f1\" in membership.flags",
+      "has(membership.contact_visibility)",
+      "membership.contact_visibility == \"assigned_only\"",
+      "org.id == \"o1\"",
+      "has(org.plan)",
+      "org.plan == \"pro\"",
+      "org.status == \"ACTIVE\"",
+      "org.members_and_pending == 5",
+      "org.members == 3",
+      "org.seats == 7",
+      "has(org.sso.idp)",
+      "org.sso.enforced",
+      "\"sso\" in org.features",
+      "membership.org_role in org.sso.exempt_roles",
+      "membership.org_role == \"member\"",
+      "user.id == \"bob\" || user.id == \"ann\"",
+      "has(resource.type)",
+      "resource.id == \"r1\"",
+      "has(context.auth.age_s)",
+      "context.auth.age_s >= 10",
+      "context.auth.method == \"sso\"",
+      "context.auth.idp != org.sso.idp",
+      "has(context.client)",
+  };
+  std::string y = "actions:\n  org: [";
+  for (size_t k = 0; k < probes.size(); ++k) y += (k ? ", o" : "o") + std::to_string(k);
+  y += "]\n  workspace: [";
+  for (size_t k = 0; k < probes.size(); ++k) y += (k ? ", w" : "w") + std::to_string(k);
+  y +=
+      "]\nroles:\n  org:\n    member: {}\n    admin: {}\n"
+      "  workspace:\n    agent: {rank: 1}\n    owner: {rank: 3}\n"
+      "implied:\n  - {org_role: admin, workspace_role: owner}\nrules:\n";
+  for (size_t k = 0; k < probes.size(); ++k) {
+    const std::string n = std::to_string(k);
+    y += "  - {id: p" + n + ", effect: allow, actions: [o" + n + ", w" + n + "], condition: '" +
+         probes[k] + "'}\n";
+  }
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources({{"p.yaml", y}}, &issues);
+  ASSERT_TRUE(p) << (issues.empty() ? "" : issues[0].ToString());
+
+  MemoryFacts mf;
+  auto& o1 = mf.orgs["o1"];
+  o1.plan = "pro";
+  o1.seats = 7;
+  o1.pending_invitations = 2;
+  o1.features = {"sso"};
+  o1.sso_enabled = o1.sso_enforced = true;
+  o1.sso_idp = "idp-1";
+  o1.sso_exempt_roles = {"admin"};
+  o1.members = {{"bob", "member"}, {"ann", "admin"}, {"cy", "member"}};
+  auto& w1 = mf.workspaces["w1"];
+  w1.org = "o1";
+  w1.members["bob"] = {"agent", "t1", {"f1"}, "assigned_only", {}};
+  w1.members["ann"] = {"agent", "t1", {"f1"}, "assigned_only", {}};
+  mf.Finalize();
+
+  struct Case {
+    const char* name;
+    const char* user;
+    const char* org;
+    const char* ws;
+    char prefix;           // 'o' org actions, 'w' workspace actions
+    const char* expected;  // one char per probe: 1 allowed (condition true), 0 not
+  } cases[] = {
+      // probe:                                   0         1         2         3
+      //                                          012345678901234567890123456789012
+      {"org only", "bob", "o1", "", 'o',         "000000000000011111111110110000010"},
+      {"explicit agent", "bob", "", "w1", 'w',   "111111001111111111111110110000010"},
+      {"no membership", "cy", "", "w1", 'w',     "110000000000011111111110100000010"},
+      {"implied owner", "ann", "", "w1", 'w',    "111110110000011111111111010000010"},
+      {"org action, ws", "bob", "", "w1", 'o',   "111111001111111111111110110000010"},
+  };
+  KeyValue attrs[1] = {{"x", Value::String("y")}};
+  for (const Case& c : cases) {
+    ASSERT_EQ(std::strlen(c.expected), probes.size()) << c.name;
+    for (int ctx = 0; ctx < 2; ++ctx) {
+      std::string got;
+      for (size_t k = 0; k < probes.size(); ++k) {
+        const std::string action = c.prefix + std::to_string(k);
+        Request r;
+        r.user = c.user;
+        r.org = c.org;
+        r.workspace = c.ws;
+        r.action = action;
+        r.resource_attrs = attrs;
+        if (ctx == 1) {  // a session with context and a resource
+          r.resource_type = "conversation";
+          r.resource_id = "r1";
+          r.auth_method = "sso";
+          r.auth_idp = "idp-2";
+          r.auth_age_s = 30;
+          r.client = "web";
+        }
+        got += Evaluate(*p, r, mf).allow ? '1' : '0';
+      }
+      std::string want = c.expected;
+      if (ctx == 1) {  // the probes over the request's resource and context
+        for (size_t k : {26, 27, 28, 29, 30, 31, 32}) want[k] = '1';
+      }
+      EXPECT_EQ(got, want) << c.name << (ctx ? " (with context)" : "");
+    }
+  }
+}
+
+// org.members_and_pending is computed for every request: huge counts saturate instead of
+// overflowing (undefined behaviour; an abort under UBSan).
+TEST(EvaluatorVariablesTest, MembersAndPendingSaturates) {
+  std::vector<Issue> issues;
+  auto p = LoadPolicySources(
+      {{"p.yaml",
+        "actions: {org: [a]}\nroles: {org: {member: {grants: [a]}}}\n"
+        "rules:\n  - {id: full, effect: deny, actions: [a], reason: full,\n"
+        "     condition: 'org.members_and_pending >= 9223372036854775807'}\n"}},
+      &issues);
+  ASSERT_TRUE(p) << (issues.empty() ? "" : issues[0].ToString());
+  MemoryFacts mf;
+  auto& o = mf.orgs["o"];
+  o.members["u"] = "member";
+  o.member_count = INT64_MAX;
+  o.pending_invitations = 5;
+  mf.Finalize();
+  Request r;
+  r.user = "u";
+  r.org = "o";
+  r.action = "a";
+  EXPECT_EQ(Evaluate(*p, r, mf).reason, "full");
+  o.member_count = 10;
+  EXPECT_TRUE(Evaluate(*p, r, mf).allow);
 }
 
 }  // namespace

@@ -22,9 +22,17 @@ class Builder {
     auto it = programs_.find(key);
     if (it != programs_.end()) return it->second;
     const size_t mark = out_.size();
+    // Checked after every rule, so an action that does not fit costs at most one rule's steps
+    // past the budget before it is dropped.
+    auto over = [&] {
+      if (out_.size() <= max_steps) return false;
+      out_.resize(mark);
+      return true;
+    };
     uint32_t next = kEndNoPermission;
     for (uint32_t k = p_.deny_begin[a + 1]; k-- > p_.allow_begin[a];) {
       next = Rule(p_.rule_list[k], scope, next);
+      if (over()) return kNone;
     }
     FStep grant;
     grant.op = FOp::kGrant;
@@ -34,11 +42,9 @@ class Builder {
     next = Emit(grant);
     for (uint32_t k = p_.allow_begin[a]; k-- > p_.deny_begin[a];) {
       next = Rule(p_.rule_list[k], scope, next);
+      if (over()) return kNone;
     }
-    if (out_.size() > max_steps) {
-      out_.resize(mark);
-      return kNone;
-    }
+    if (over()) return kNone;
     programs_.emplace(std::move(key), next);
     return next;
   }

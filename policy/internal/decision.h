@@ -11,7 +11,9 @@
 //
 // Actions with the same scope and rule lists share one program (the grant step reads the
 // action at run time). A policy whose programs would exceed `max_steps` in all gets programs
-// only for the actions that fit; the others keep the rule loop (decision_entry kNone).
+// only for the actions that fit; the others keep the rule loop (decision_entry kNone). The
+// budget is checked after every rule, so building never holds more than max_steps plus one
+// rule's steps.
 //
 // After building, a jump-threading pass skips tests already decided on the way in: a step
 // whose successor for result r is an identical test (same op and operands; every test
