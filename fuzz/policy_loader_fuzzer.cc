@@ -3,13 +3,17 @@
 // Input format: documents separated by a line "--- file: NAME\n" (the first document is named
 // "a.yaml"); plain YAML text otherwise, so seeds are readable policy files. When the policy
 // compiles, a few evaluations run over a small MemoryFacts world to exercise the compiled
-// program (Evaluate must never crash on any compiled policy).
+// program (Evaluate must never crash on any compiled policy), and every decision is checked
+// against the rule loop (the same policy without decision programs) and against
+// ListAllowedActions.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "fuzz/fuzz_util.h"
+#include "policy/internal/compiled.h"
+#include "policy/internal/decision.h"
 #include "policy/memory_facts.h"
 #include "policy/policy.h"
 
@@ -64,6 +68,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   (void)gp::Info(*policy);
+  // The same policy deciding through the rule loop only (views point into *policy).
+  gp::CompiledPolicy loop(*policy);
+  gp::internal::BuildDecisionPrograms(&loop, 0);
   const size_t n = gp::ActionCount(*policy);
   std::vector<uint32_t> out(n + 1);
   gp::KeyValue attrs[] = {{"assignee", gp::Value::String("u2")},
@@ -80,10 +87,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       r.auth_age_s = 5;
       size_t k = gp::ListAllowedActions(*policy, r, World(), out.data(), n);
       if (k > n) __builtin_trap();
+      size_t listed = 0;  // out[] is in catalog order
       for (size_t a = 0; a < n && a < 64; ++a) {
         r.action = gp::ActionName(*policy, static_cast<uint32_t>(a));
         gp::Decision d = gp::Evaluate(*policy, r, World());
         if (d.allow && std::string_view(user) == "u4") __builtin_trap();  // not a member
+        gp::Decision l = gp::Evaluate(loop, r, World());
+        if (d.allow != l.allow || d.rule != l.rule || d.reason != l.reason) __builtin_trap();
+        const bool in_list = listed < k && out[listed] == a;
+        listed += in_list;
+        if (in_list != d.allow) __builtin_trap();  // list_actions agrees with check
       }
     }
   }
