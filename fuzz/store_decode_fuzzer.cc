@@ -58,7 +58,7 @@ class FuzzReader final : public gi::KvReader {
 
 void Touch(std::string_view s) {
   volatile char c = 0;
-  for (char x : s) c ^= x;
+  for (char x : s) c = static_cast<char>(c ^ x);
   (void)c;
 }
 
