@@ -1,5 +1,9 @@
-// The expression interpreter, as a template so the evaluator's variable source is called
-// directly (no virtual call per variable) and can be inlined into the dispatch loop.
+// The interpreters, as templates so the evaluator's variable source is called directly (no
+// virtual call per variable):
+//   RunSteps / RunFast — the operand-resolved step loop the evaluator runs (condition programs
+//     and per-action decision programs; docs/policy.md §11);
+//   Interpreter — the generic leaf (RunSteps' fallback), the branch-program loop over Nodes and
+//     the tree walk (the references the step loop is tested against).
 //
 // Thread-safety: pure function of its arguments.
 #ifndef GATEHOUSE_POLICY_INTERNAL_EXPR_RUN_H_
