@@ -36,9 +36,7 @@ Decision Deny(std::string_view reason, std::string_view rule = {}) noexcept {
   v.n = static_cast<uint32_t>(s.size());
   return v;
 }
-[[gnu::always_inline]] inline RtValue Int(int64_t i) noexcept { return RtValue::Int(i); }
 [[gnu::always_inline]] inline RtValue Bool(bool b) noexcept { return RtValue::Bool(b); }
-[[gnu::always_inline]] inline RtValue List(StringList l) noexcept { return RtValue::StrList(l); }
 // Request attributes (resource.attrs.*, context.*): a lookup scans the request's list comparing
 // lengths first, then head words (the key's is precomputed: ProgramPool::name_heads; bytes only
 // past 8). Results (a pointer to the request's value, or null) are memoized per key id

@@ -307,139 +307,179 @@ template <typename Vars>
 template <typename Vars>
 uint32_t RunSteps(const FStep* fs, const ProgramPool& pool, const Bases& b, Vars& vars,
                   uint32_t step, uint32_t* err_rule) noexcept {
-  while (step < kEndRule) {
-    const FStep& s = fs[step];
-    bool r;
-    switch (s.op) {
-      case FOp::kBool:
-        r = BoolAt(b, s.abase, s.aoff);
-        break;
-      case FOp::kStrHas:
-        r = !StrAt(b, s.abase, s.aoff).empty();
-        break;
-      case FOp::kIntOptHas:
-        r = IntAt(b, s.abase, s.aoff) >= 0;
-        break;
-      case FOp::kStrEqC:
-        r = StrEqConst(StrAt(b, s.abase, s.aoff), pool.consts[s.arg]);
-        break;
-      case FOp::kStrNeC:
-        r = !StrEqConst(StrAt(b, s.abase, s.aoff), pool.consts[s.arg]);
-        break;
-      case FOp::kStrInC: {
-        const std::string_view v = StrAt(b, s.abase, s.aoff);
-        r = false;
-        if (!v.empty()) {
-          const ListConst& lc = pool.lists[s.arg];
-          const RtValue* items = pool.list_items.data() + lc.begin;
-          for (uint32_t k = 0; k < lc.count; ++k) {
-            if (StrEqConst(v, items[k])) { r = true; break; }
-          }
-        }
-        break;
-      }
-      case FOp::kCInList: {
-        const StringList l = ListAt(b, s.abase, s.aoff);
-        const RtValue& c = pool.consts[s.arg];
-        r = false;
-        for (const std::string_view& item : l) {
-          if (StrEqConst(item, c)) { r = true; break; }
-        }
-        break;
-      }
-      case FOp::kStrInList: {
-        const std::string_view v = StrAt(b, s.abase, s.aoff);
-        r = false;
-        if (!v.empty()) {
-          for (const std::string_view& item : ListAt(b, s.bbase, s.boff)) {
-            if (SvEqual(item, v)) { r = true; break; }
-          }
-        }
-        break;
-      }
-      case FOp::kStrEqStr:
-      case FOp::kStrNeStr: {
-        const std::string_view x = StrAt(b, s.abase, s.aoff);
-        const std::string_view y = StrAt(b, s.bbase, s.boff);
-        r = (!x.empty() && SvEqual(x, y)) == (s.op == FOp::kStrEqStr);
-        break;
-      }
-      case FOp::kIntCmpC:
-        r = CmpInt(s.cmp, IntAt(b, s.abase, s.aoff), pool.consts[s.arg].i);
-        break;
-      case FOp::kIntOptCmpC: {
-        const int64_t v = IntAt(b, s.abase, s.aoff);
-        r = v < 0 ? s.cmp == Op::kNe : CmpInt(s.cmp, v, pool.consts[s.arg].i);
-        break;
-      }
-      case FOp::kIntCmpInt:
-        r = CmpInt(s.cmp, IntAt(b, s.abase, s.aoff), IntAt(b, s.bbase, s.boff));
-        break;
-      case FOp::kAttrHas: {
-        const Value* v = vars.RequestAttr(s.abase, s.arg2);
-        r = v != nullptr && v->kind != Value::Kind::kMissing;
-        break;
-      }
-      case FOp::kAttrEqC:
-      case FOp::kAttrNeC: {
-        const Value* v = vars.RequestAttr(s.abase, s.arg2);
-        r = (v != nullptr && v->kind == Value::Kind::kString &&
-             StrEqConst(v->s, pool.consts[s.arg])) == (s.op == FOp::kAttrEqC);
-        break;
-      }
-      case FOp::kAttrInC: {
-        const Value* v = vars.RequestAttr(s.abase, s.arg2);
-        r = false;
-        if (v != nullptr && v->kind == Value::Kind::kString) {
-          const ListConst& lc = pool.lists[s.arg];
-          const RtValue* items = pool.list_items.data() + lc.begin;
-          for (uint32_t k = 0; k < lc.count; ++k) {
-            if (StrEqConst(v->s, items[k])) { r = true; break; }
-          }
-        }
-        break;
-      }
-      case FOp::kAttrEqStr:
-      case FOp::kAttrNeStr: {
-        const Value* v = vars.RequestAttr(s.abase, s.arg2);
-        const std::string_view y = StrAt(b, s.bbase, s.boff);
-        r = (v != nullptr && v->kind == Value::Kind::kString && !y.empty() &&
-             SvEqual(v->s, y)) == (s.op == FOp::kAttrEqStr);
-        break;
-      }
-      case FOp::kRoleBits:
-        r = (vars.RoleMask(s.abase) & (uint64_t{s.arg2} << 32 | s.arg)) != 0;
-        break;
-      case FOp::kRoleList:
-        r = vars.RuleRolesMatch(s.rule, s.abase);
-        break;
-      case FOp::kOverlay:
-        r = vars.OverlayApplies(s.rule);
-        break;
-      case FOp::kGrant:
-        r = vars.Grants(s.abase);
-        break;
-      default: {  // kGeneric
-        const Truth t = RunGenericLeaf(pool, vars, s.arg);
-        if (t == Truth::kError) {
-          *err_rule = s.rule;
-          return kEndError;
-        }
-        step = t == Truth::kNotBool ? s.arg2 : s.next[static_cast<int>(t)];
-        continue;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"  // labels as values (GCC and Clang)
+  // Threaded dispatch (GCC labels as values): each op ends with its own branch to the next
+  // step and its own indirect jump, so each jump is predicted from its own history.
+  static const void* const kOps[] = {
+      &&op_kGeneric,
+      &&op_kBool,
+      &&op_kStrHas,
+      &&op_kIntOptHas,
+      &&op_kStrEqC,
+      &&op_kStrNeC,
+      &&op_kStrInC,
+      &&op_kCInList,
+      &&op_kStrInList,
+      &&op_kStrEqStr,
+      &&op_kStrNeStr,
+      &&op_kIntCmpC,
+      &&op_kIntOptCmpC,
+      &&op_kIntCmpInt,
+      &&op_kAttrHas,
+      &&op_kAttrEqC,
+      &&op_kAttrNeC,
+      &&op_kAttrInC,
+      &&op_kAttrEqStr,
+      &&op_kAttrNeStr,
+      &&op_kRoleBits,
+      &&op_kRoleList,
+      &&op_kOverlay,
+      &&op_kGrant,
+  };
+  static_assert(sizeof(kOps) / sizeof(kOps[0]) == static_cast<size_t>(FOp::kGrant) + 1);
+  const FStep* ps;
+  bool r;
+#define GH_DISPATCH()                                         \
+  do {                                                        \
+    if (step >= kEndRule) return step;                        \
+    ps = &fs[step];                                           \
+    goto* kOps[static_cast<uint8_t>(ps->op)];                 \
+  } while (0)
+  // A branch, not an indexed load: the next step's address then does not wait for this
+  // leaf's loads and compare (the CPU runs ahead on the predicted branch). The empty asm
+  // keeps GCC from turning the branch back into a select.
+#define GH_NEXT()                                             \
+  do {                                                        \
+    if (r) {                                                  \
+      step = ps->next[1];                                     \
+      asm volatile("" : "+r"(step));                          \
+    } else {                                                  \
+      step = ps->next[0];                                     \
+    }                                                         \
+    GH_DISPATCH();                                            \
+  } while (0)
+  GH_DISPATCH();
+  op_kBool:
+    r = BoolAt(b, ps->abase, ps->aoff);
+    GH_NEXT();
+  op_kStrHas:
+    r = !StrAt(b, ps->abase, ps->aoff).empty();
+    GH_NEXT();
+  op_kIntOptHas:
+    r = IntAt(b, ps->abase, ps->aoff) >= 0;
+    GH_NEXT();
+  op_kStrEqC:
+    r = StrEqConst(StrAt(b, ps->abase, ps->aoff), pool.consts[ps->arg]);
+    GH_NEXT();
+  op_kStrNeC:
+    r = !StrEqConst(StrAt(b, ps->abase, ps->aoff), pool.consts[ps->arg]);
+    GH_NEXT();
+  op_kStrInC: {
+    const std::string_view v = StrAt(b, ps->abase, ps->aoff);
+    r = false;
+    if (!v.empty()) {
+      const ListConst& lc = pool.lists[ps->arg];
+      const RtValue* items = pool.list_items.data() + lc.begin;
+      for (uint32_t k = 0; k < lc.count; ++k) {
+        if (StrEqConst(v, items[k])) { r = true; break; }
       }
     }
-    // A branch, not an indexed load: the next step's address then does not wait for this
-    // leaf's loads and compare (the CPU runs ahead on the predicted branch). The empty asm
-    // keeps GCC from turning the branch back into a select.
-    if (r) {
-      step = s.next[1];
-      asm volatile("" : "+r"(step));
-    } else {
-      step = s.next[0];
-    }
+    GH_NEXT();
   }
-  return step;
+  op_kCInList: {
+    const StringList l = ListAt(b, ps->abase, ps->aoff);
+    const RtValue& c = pool.consts[ps->arg];
+    r = false;
+    for (const std::string_view& item : l) {
+      if (StrEqConst(item, c)) { r = true; break; }
+    }
+    GH_NEXT();
+  }
+  op_kStrInList: {
+    const std::string_view v = StrAt(b, ps->abase, ps->aoff);
+    r = false;
+    if (!v.empty()) {
+      for (const std::string_view& item : ListAt(b, ps->bbase, ps->boff)) {
+        if (SvEqual(item, v)) { r = true; break; }
+      }
+    }
+    GH_NEXT();
+  }
+  op_kStrEqStr:
+  op_kStrNeStr: {
+    const std::string_view x = StrAt(b, ps->abase, ps->aoff);
+    const std::string_view y = StrAt(b, ps->bbase, ps->boff);
+    r = (!x.empty() && SvEqual(x, y)) == (ps->op == FOp::kStrEqStr);
+    GH_NEXT();
+  }
+  op_kIntCmpC:
+    r = CmpInt(ps->cmp, IntAt(b, ps->abase, ps->aoff), pool.consts[ps->arg].i);
+    GH_NEXT();
+  op_kIntOptCmpC: {
+    const int64_t v = IntAt(b, ps->abase, ps->aoff);
+    r = v < 0 ? ps->cmp == Op::kNe : CmpInt(ps->cmp, v, pool.consts[ps->arg].i);
+    GH_NEXT();
+  }
+  op_kIntCmpInt:
+    r = CmpInt(ps->cmp, IntAt(b, ps->abase, ps->aoff), IntAt(b, ps->bbase, ps->boff));
+    GH_NEXT();
+  op_kAttrHas: {
+    const Value* v = vars.RequestAttr(ps->abase, ps->arg2);
+    r = v != nullptr && v->kind != Value::Kind::kMissing;
+    GH_NEXT();
+  }
+  op_kAttrEqC:
+  op_kAttrNeC: {
+    const Value* v = vars.RequestAttr(ps->abase, ps->arg2);
+    r = (v != nullptr && v->kind == Value::Kind::kString &&
+         StrEqConst(v->s, pool.consts[ps->arg])) == (ps->op == FOp::kAttrEqC);
+    GH_NEXT();
+  }
+  op_kAttrInC: {
+    const Value* v = vars.RequestAttr(ps->abase, ps->arg2);
+    r = false;
+    if (v != nullptr && v->kind == Value::Kind::kString) {
+      const ListConst& lc = pool.lists[ps->arg];
+      const RtValue* items = pool.list_items.data() + lc.begin;
+      for (uint32_t k = 0; k < lc.count; ++k) {
+        if (StrEqConst(v->s, items[k])) { r = true; break; }
+      }
+    }
+    GH_NEXT();
+  }
+  op_kAttrEqStr:
+  op_kAttrNeStr: {
+    const Value* v = vars.RequestAttr(ps->abase, ps->arg2);
+    const std::string_view y = StrAt(b, ps->bbase, ps->boff);
+    r = (v != nullptr && v->kind == Value::Kind::kString && !y.empty() &&
+         SvEqual(v->s, y)) == (ps->op == FOp::kAttrEqStr);
+    GH_NEXT();
+  }
+  op_kRoleBits:
+    r = (vars.RoleMask(ps->abase) & (uint64_t{ps->arg2} << 32 | ps->arg)) != 0;
+    GH_NEXT();
+  op_kRoleList:
+    r = vars.RuleRolesMatch(ps->rule, ps->abase);
+    GH_NEXT();
+  op_kOverlay:
+    r = vars.OverlayApplies(ps->rule);
+    GH_NEXT();
+  op_kGrant:
+    r = vars.Grants(ps->abase);
+    GH_NEXT();
+  op_kGeneric: {
+    const Truth t = RunGenericLeaf(pool, vars, ps->arg);
+    if (t == Truth::kError) {
+      *err_rule = ps->rule;
+      return kEndError;
+    }
+    step = t == Truth::kNotBool ? ps->arg2 : ps->next[static_cast<int>(t)];
+    GH_DISPATCH();
+  }
+#undef GH_NEXT
+#undef GH_DISPATCH
+#pragma GCC diagnostic pop
 }
 
 // A condition program (ProgramPool::fsteps from Program::entry): kTrue, kFalse or kError,
