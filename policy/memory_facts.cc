@@ -38,7 +38,7 @@ MemoryFacts& MemoryFacts::operator=(const MemoryFacts& o) {
 
 namespace {
 
-// A key part as the index compares it: its length and first word (internal::LoadTail for up
+// A key part as the index compares it: its length and first word (internal::HeadWord: LoadTail for up
 // to 8 bytes, which is injective for a given length: such keys compare without touching their
 // bytes again; longer keys also compare their remaining bytes).
 struct Part {
@@ -49,11 +49,7 @@ struct Part {
 [[gnu::always_inline]] inline Part MakePart(std::string_view s) noexcept {
   Part p;
   p.s = s;
-  if (s.size() <= 8) {
-    p.head = internal::LoadTail(s.data(), s.size());
-  } else {
-    std::memcpy(&p.head, s.data(), 8);
-  }
+  p.head = internal::HeadWord(s);
   return p;
 }
 

@@ -45,14 +45,9 @@ class NameMap {
     }
   }
 
+  [[gnu::always_inline]] static uint64_t Head(std::string_view s) noexcept { return HeadWord(s); }
   // On the request path (action and role names): up to 8 bytes, one multiply of the head word
   // already loaded; longer, HashName. Slots are indexed by the top bits (Fibonacci hashing).
-  [[gnu::always_inline]] static uint64_t Head(std::string_view s) noexcept {
-    if (s.size() <= 8) return LoadTail(s.data(), s.size());
-    uint64_t w;
-    std::memcpy(&w, s.data(), 8);
-    return w;
-  }
   [[gnu::always_inline]] static uint64_t Hash(std::string_view s, uint64_t head) noexcept {
     if (s.size() > 8) return HashName(s);
     return (head ^ (s.size() * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;

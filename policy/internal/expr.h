@@ -226,7 +226,7 @@ struct ProgramPool {
   std::vector<ListConst> lists;
   std::vector<std::string_view> names;  // attr keys, each distinct key once (its index is
                                         // the key's id: equal keys, equal ids)
-  std::vector<uint64_t> name_heads;     // per name: its head word (NameMap::Head)
+  std::vector<uint64_t> name_heads;     // per name: its head word (HeadWord)
   std::unordered_map<std::string_view, uint32_t> name_ids;  // load time only: key -> id
   std::deque<std::string> strings;      // owns every string the views above point to
 
